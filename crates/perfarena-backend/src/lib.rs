@@ -1,0 +1,179 @@
+//! Where attempts run. The [`Backend`] trait is what every backend does for one variant
+//! (`prepare`) and one attempt (`run`); the runner in the CLI owns ordering, retries and the
+//! store. Backends: [`local::LocalBackend`] (git worktrees and processes on this host).
+
+pub mod git;
+pub mod local;
+pub mod probe;
+pub mod process;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use perfarena_core::events::EventSink;
+use perfarena_core::suite::ReadinessKind;
+use perfarena_core::{AttemptStatus, CandidateName, CommitId, RunId, Task, VariantKind};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// Ctrl-C (or another cancellation) stopped the work; nothing should be recorded for it.
+    #[error("cancelled")]
+    Cancelled,
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("git: {0}")]
+    Git(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+impl BackendError {
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> BackendError {
+        BackendError::Io { context: context.into(), source }
+    }
+}
+
+/// Shared cancellation flag: set by the Ctrl-C handler, polled by backends while they wait.
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    pub fn new() -> CancelToken {
+        CancelToken::default()
+    }
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A candidate's patch.
+#[derive(Debug, Clone)]
+pub struct PatchSpec {
+    pub name: CandidateName,
+    pub sha256: String,
+    pub text: String,
+}
+
+/// What `prepare` gets: one variant of one task.
+#[derive(Debug, Clone)]
+pub struct VariantSpec {
+    pub run_id: RunId,
+    pub task: Task,
+    pub variant: VariantKind,
+    pub patch: Option<PatchSpec>,
+    /// The image of this variant (docker/slurm backends).
+    pub image: Option<String>,
+    /// The setup command, already expanded (local backend: run once in the checkout).
+    pub setup: Option<String>,
+    pub setup_timeout: Duration,
+    pub env: Vec<(String, String)>,
+    /// Where this variant's preparation logs go.
+    pub log_dir: PathBuf,
+    /// Globs of files whose change needs a rebuild, and of the benchmark harness.
+    pub rebuild_globs: Vec<String>,
+    pub harness_globs: Vec<String>,
+    pub cancel: CancelToken,
+}
+
+/// Why a variant cannot be measured at all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PrepareFailure {
+    pub status: AttemptStatus,
+    pub message: String,
+    pub log: Option<PathBuf>,
+}
+
+/// The result of `prepare`.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub variant: VariantKind,
+    /// The checkout the commands run in (local backend).
+    pub workdir: Option<PathBuf>,
+    pub image: Option<String>,
+    /// Files the candidate's patch touches that need a rebuild (matched `rebuild_globs`).
+    pub rebuild_paths: Vec<String>,
+    /// Files the candidate's patch touches in the benchmark harness.
+    pub harness_paths: Vec<String>,
+    pub failure: Option<PrepareFailure>,
+}
+
+/// How to tell that the server is ready.
+#[derive(Debug, Clone)]
+pub struct ReadinessSpec {
+    pub kind: ReadinessKind,
+    pub url: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+/// What `run` gets: one attempt, its commands already expanded.
+#[derive(Debug, Clone)]
+pub struct AttemptSpec {
+    pub run_id: RunId,
+    pub task: CommitId,
+    pub variant: VariantKind,
+    pub round_idx: u32,
+    /// Where `server.log` and `client.log` go.
+    pub attempt_dir: PathBuf,
+    pub server: Option<String>,
+    pub client: String,
+    pub readiness: ReadinessSpec,
+    pub port: u16,
+    pub env: Vec<(String, String)>,
+    pub timeout: Duration,
+    pub kill_grace: Duration,
+    pub cancel: CancelToken,
+}
+
+/// How an attempt ended, before its log is parsed.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    /// `Ok` means the client exited 0; the runner then parses the client log (and may turn it
+    /// into `NoMetrics`).
+    pub status: AttemptStatus,
+    pub exit_code: Option<i32>,
+    pub message: String,
+    pub server_log: Option<PathBuf>,
+    pub client_log: PathBuf,
+    pub duration_s: f64,
+    pub ready_after_s: Option<f64>,
+    pub oom_killed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    Local,
+    Docker,
+    Slurm,
+}
+
+impl BackendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackendKind::Local => "local",
+            BackendKind::Docker => "docker",
+            BackendKind::Slurm => "slurm",
+        }
+    }
+}
+
+/// What every backend does; the runner owns ordering, retries and the store.
+pub trait Backend: Send + Sync {
+    fn kind(&self) -> BackendKind;
+    /// Makes a variant runnable (checkout, patch, setup, or image) or says why it cannot be.
+    fn prepare(&self, variant: &VariantSpec, events: &dyn EventSink) -> Result<Prepared, BackendError>;
+    /// Runs one attempt: server, readiness, client, teardown.
+    fn run(&self, attempt: &AttemptSpec, prepared: &Prepared, events: &dyn EventSink) -> Result<AttemptOutcome, BackendError>;
+    /// Stops whatever runs for this run (Ctrl-C); also done when `run` sees the cancel token.
+    fn cancel(&self, run_id: &RunId) -> Result<(), BackendError>;
+    /// Removes what earlier perfarena processes left running (whose process is gone), leaving
+    /// `live_runs` alone. Returns how many were removed.
+    fn sweep_orphans(&self, live_runs: &[RunId]) -> Result<usize, BackendError>;
+    /// Releases a prepared variant (worktrees, temporary images).
+    fn release(&self, prepared: &Prepared) -> Result<(), BackendError>;
+}

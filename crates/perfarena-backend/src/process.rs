@@ -1,0 +1,273 @@
+//! Child processes in their own process group, with output to a log file, deadlines,
+//! cancellation and a registry of live groups so that a later start can sweep orphans.
+
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{BackendError, CancelToken};
+
+/// A shell command running in its own process group.
+pub struct GroupChild {
+    child: Child,
+    pgid: i32,
+    registry_entry: Option<PathBuf>,
+}
+
+/// How waiting for a child ended.
+#[derive(Debug)]
+pub enum WaitResult {
+    Exited(ExitStatus),
+    TimedOut,
+    Cancelled,
+}
+
+impl GroupChild {
+    /// Starts `sh -c command` in `dir`, appending stdout and stderr to `log`, in a new process
+    /// group recorded under `registry` (if given) with perfarena's pid and the run id.
+    pub fn spawn(
+        command: &str,
+        dir: &Path,
+        env: &[(String, String)],
+        log: &Path,
+        registry: Option<(&Path, &str)>,
+    ) -> Result<GroupChild, BackendError> {
+        let out = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| BackendError::io(format!("cannot open log {}", log.display()), e))?;
+        let err = out.try_clone().map_err(|e| BackendError::io(format!("log {}", log.display()), e))?;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(command).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::from(err));
+        cmd.env("PYTHONUNBUFFERED", "1");
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        cmd.process_group(0);
+        let child = cmd.spawn().map_err(|e| BackendError::io(format!("cannot start `{command}` in {}", dir.display()), e))?;
+        let pgid = child.id() as i32;
+        let registry_entry = match registry {
+            Some((dir, run_id)) => Some(register(dir, pgid, run_id)?),
+            None => None,
+        };
+        Ok(GroupChild { child, pgid, registry_entry })
+    }
+
+    pub fn pgid(&self) -> i32 {
+        self.pgid
+    }
+
+    /// Whether the process has exited (without blocking).
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Waits until the process exits, `deadline` passes or `cancel` is set.
+    pub fn wait_until(&mut self, deadline: Instant, cancel: &CancelToken) -> WaitResult {
+        loop {
+            if let Some(status) = self.try_wait() {
+                return WaitResult::Exited(status);
+            }
+            if cancel.is_cancelled() {
+                return WaitResult::Cancelled;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return WaitResult::TimedOut;
+            }
+            std::thread::sleep((deadline - now).min(Duration::from_millis(25)));
+        }
+    }
+
+    /// SIGTERM to the whole group, then SIGKILL after `grace`; always reaps the leader.
+    pub fn kill_group(&mut self, grace: Duration) {
+        if self.try_wait().is_none() || group_alive(self.pgid) {
+            signal_group(self.pgid, libc::SIGTERM);
+            let deadline = Instant::now() + grace;
+            while Instant::now() < deadline {
+                let leader_done = self.try_wait().is_some();
+                if leader_done && !group_alive(self.pgid) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if group_alive(self.pgid) {
+                signal_group(self.pgid, libc::SIGKILL);
+            }
+        }
+        let _ = self.child.wait();
+        if let Some(entry) = self.registry_entry.take() {
+            let _ = fs::remove_file(entry);
+        }
+    }
+}
+
+impl Drop for GroupChild {
+    fn drop(&mut self) {
+        // Never leave a group behind, whatever path dropped us.
+        if self.try_wait().is_none() || group_alive(self.pgid) {
+            signal_group(self.pgid, libc::SIGKILL);
+            let _ = self.child.wait();
+        }
+        if let Some(entry) = self.registry_entry.take() {
+            let _ = fs::remove_file(entry);
+        }
+    }
+}
+
+fn signal_group(pgid: i32, signal: i32) {
+    // SAFETY: kill(2) with a negative pid signals a process group; no memory is shared.
+    unsafe {
+        libc::kill(-pgid, signal);
+    }
+}
+
+/// Whether any live (non-zombie) process belongs to the group. `kill(-pgid, 0)` alone also
+/// counts zombies that nobody reaped (PID 1 in a container may not), so /proc is read instead.
+pub fn group_alive(pgid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    if unsafe { libc::kill(-pgid, 0) } != 0 {
+        return false;
+    }
+    let Ok(entries) = fs::read_dir("/proc") else { return true };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else { continue };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        // Fields after the command name: state ppid pgrp ...
+        let Some(rest) = stat.rsplit(')').next() else { continue };
+        let mut fields = rest.split_whitespace();
+        let state = fields.next().unwrap_or("");
+        let pgrp: i32 = fields.nth(1).and_then(|f| f.parse().ok()).unwrap_or(0);
+        if pgrp == pgid && state != "Z" && state != "X" {
+            return true;
+        }
+    }
+    false
+}
+
+/// Whether a process with this pid exists (and is not a zombie).
+pub fn pid_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    if unsafe { libc::kill(pid, 0) } != 0 {
+        return false;
+    }
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')).unwrap_or(true),
+        Err(_) => true,
+    }
+}
+
+/// Records a live process group: `<registry>/<pgid>` holding `<perfarena pid> <run id>`.
+fn register(registry: &Path, pgid: i32, run_id: &str) -> Result<PathBuf, BackendError> {
+    fs::create_dir_all(registry).map_err(|e| BackendError::io(format!("cannot create {}", registry.display()), e))?;
+    let entry = registry.join(pgid.to_string());
+    fs::write(&entry, format!("{} {}\n", std::process::id(), run_id))
+        .map_err(|e| BackendError::io(format!("cannot write {}", entry.display()), e))?;
+    Ok(entry)
+}
+
+/// Kills the process groups in `registry` whose perfarena process is gone (and whose run is
+/// not in `live_runs`); returns how many groups were killed.
+pub fn sweep_registry(registry: &Path, live_runs: &[String]) -> usize {
+    let Ok(entries) = fs::read_dir(registry) else { return 0 };
+    let mut killed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some(pgid) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        let mut words = text.split_whitespace();
+        let owner: i32 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
+        let run_id = words.next().unwrap_or("");
+        if owner == std::process::id() as i32 || (owner > 0 && pid_alive(owner)) || live_runs.iter().any(|r| r == run_id) {
+            continue;
+        }
+        if group_alive(pgid) {
+            signal_group(pgid, libc::SIGKILL);
+            killed += 1;
+        }
+        let _ = fs::remove_file(&path);
+    }
+    killed
+}
+
+/// The last `n` non-empty lines of a log file (for error messages).
+pub fn tail_lines(path: &Path, n: usize) -> String {
+    let text = match File::open(path) {
+        Ok(_) => fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
+        Err(_) => return String::new(),
+    };
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runs_logs_and_exits() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("out.log");
+        let mut child = GroupChild::spawn("echo hello; echo oops >&2; exit 3", dir.path(), &[], &log, None).unwrap();
+        let result = child.wait_until(Instant::now() + Duration::from_secs(10), &CancelToken::new());
+        assert!(matches!(result, WaitResult::Exited(s) if s.code() == Some(3)));
+        let text = fs::read_to_string(&log).unwrap();
+        assert!(text.contains("hello") && text.contains("oops"));
+    }
+
+    #[test]
+    fn kills_the_whole_group_even_when_sigterm_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("out.log");
+        let registry = dir.path().join("pids");
+        let mut child = GroupChild::spawn(
+            "trap '' TERM; sleep 30 & sleep 30; wait",
+            dir.path(),
+            &[],
+            &log,
+            Some((&registry, "r1")),
+        )
+        .unwrap();
+        let pgid = child.pgid();
+        assert!(registry.join(pgid.to_string()).exists());
+        let result = child.wait_until(Instant::now() + Duration::from_millis(200), &CancelToken::new());
+        assert!(matches!(result, WaitResult::TimedOut));
+        child.kill_group(Duration::from_millis(300));
+        assert!(!group_alive(pgid));
+        assert!(!registry.join(pgid.to_string()).exists());
+    }
+
+    #[test]
+    fn cancellation_is_seen_while_waiting() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = GroupChild::spawn("sleep 30", dir.path(), &[], &dir.path().join("l"), None).unwrap();
+        let cancel = CancelToken::new();
+        cancel.cancel();
+        assert!(matches!(child.wait_until(Instant::now() + Duration::from_secs(30), &cancel), WaitResult::Cancelled));
+        child.kill_group(Duration::from_millis(100));
+    }
+
+    #[test]
+    fn sweep_kills_groups_of_dead_owners_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = dir.path().join("pids");
+        fs::create_dir_all(&registry).unwrap();
+        // An orphan: a group whose recorded owner pid does not exist.
+        let orphan = Command::new("sh").arg("-c").arg("sleep 30").process_group(0).spawn().unwrap();
+        let orphan_pgid = orphan.id() as i32;
+        fs::write(registry.join(orphan_pgid.to_string()), "999999999 old-run\n").unwrap();
+        // A group owned by a live process (ourselves).
+        let mine = GroupChild::spawn("sleep 30", dir.path(), &[], &dir.path().join("l"), Some((&registry, "r2"))).unwrap();
+        assert_eq!(sweep_registry(&registry, &[]), 1);
+        std::thread::sleep(Duration::from_millis(100));
+        let mut orphan = orphan;
+        let _ = orphan.wait();
+        assert!(!group_alive(orphan_pgid));
+        assert!(group_alive(mine.pgid()));
+        drop(mine);
+    }
+}

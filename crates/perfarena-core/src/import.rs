@@ -1,0 +1,581 @@
+//! Reading task lists (JSONL, a JSON array, or a JSON object of rows) and parent mappings into
+//! checked [`Task`]s. Pure: the caller reads the files and supplies a [`CommitResolver`] (git,
+//! or none for analysis-only use).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde_json::{Map, Value};
+
+use crate::ids::CommitId;
+use crate::task::Task;
+
+/// Where a row came from: file and line (JSONL) or file and row index (JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowLoc {
+    pub file: String,
+    pub line: Option<usize>,
+    pub row: usize,
+}
+
+impl fmt::Display for RowLoc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}:{}", self.file, line),
+            None => write!(f, "{}: row {}", self.file, self.row),
+        }
+    }
+}
+
+/// A row that could not be imported, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{loc}: field `{field}`: {message}")]
+pub struct RowError {
+    pub loc: RowLoc,
+    pub field: String,
+    pub message: String,
+}
+
+/// A file that could not be read as rows at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+pub struct FileError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+/// One row as read, before validation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawRow {
+    pub loc: RowLoc,
+    pub fields: Map<String, Value>,
+}
+
+/// Reads the rows of a JSONL file, a JSON array of objects, or a JSON object whose values are
+/// rows (keyed by commit) or which holds an array under `rows`, `tasks`, `data` or `items`.
+pub fn read_rows(file: &str, text: &str) -> Result<Vec<RawRow>, FileError> {
+    let trimmed = text.trim_start_matches('\u{feff}').trim();
+    if trimmed.is_empty() {
+        return Ok(Vec::new());
+    }
+    if trimmed.starts_with('[') || trimmed.starts_with('{') {
+        match serde_json::from_str::<Value>(trimmed) {
+            Ok(Value::Array(items)) => return rows_from_array(file, items),
+            Ok(Value::Object(object)) => return rows_from_object(file, object),
+            Ok(_) => {}
+            // A JSONL file also starts with `{`: fall through when the whole text is not one value.
+            Err(e) if trimmed.starts_with('[') => {
+                return Err(FileError { file: file.into(), line: Some(e.line()), message: format!("invalid JSON: {e}") });
+            }
+            Err(_) => {}
+        }
+    }
+    let mut rows = Vec::new();
+    for (idx, line) in text.lines().enumerate() {
+        let line_no = idx + 1;
+        let line = line.trim().trim_start_matches('\u{feff}');
+        if line.is_empty() || line.starts_with("//") {
+            continue;
+        }
+        let value: Value = serde_json::from_str(line).map_err(|e| FileError {
+            file: file.into(),
+            line: Some(line_no),
+            message: format!("invalid JSON: {e} (expected one JSON object per line)"),
+        })?;
+        let Value::Object(fields) = value else {
+            return Err(FileError { file: file.into(), line: Some(line_no), message: "expected a JSON object".into() });
+        };
+        rows.push(RawRow { loc: RowLoc { file: file.into(), line: Some(line_no), row: rows.len() + 1 }, fields });
+    }
+    Ok(rows)
+}
+
+fn rows_from_array(file: &str, items: Vec<Value>) -> Result<Vec<RawRow>, FileError> {
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(idx, item)| match item {
+            Value::Object(fields) => Ok(RawRow { loc: RowLoc { file: file.into(), line: None, row: idx + 1 }, fields }),
+            _ => Err(FileError { file: file.into(), line: None, message: format!("row {}: expected a JSON object", idx + 1) }),
+        })
+        .collect()
+}
+
+fn rows_from_object(file: &str, mut object: Map<String, Value>) -> Result<Vec<RawRow>, FileError> {
+    for key in ["rows", "tasks", "data", "items"] {
+        if let Some(Value::Array(_)) = object.get(key) {
+            if let Some(Value::Array(items)) = object.remove(key) {
+                return rows_from_array(file, items);
+            }
+        }
+    }
+    if object.values().all(Value::is_object) && !object.is_empty() {
+        let mut rows = Vec::new();
+        for (idx, (key, value)) in object.into_iter().enumerate() {
+            let Value::Object(mut fields) = value else { continue };
+            if !fields.contains_key("commit_hash") && !fields.contains_key("commit") {
+                fields.insert("commit_hash".into(), Value::String(key));
+            }
+            rows.push(RawRow { loc: RowLoc { file: file.into(), line: None, row: idx + 1 }, fields });
+        }
+        return Ok(rows);
+    }
+    // A single row (also what a one-line JSONL file looks like).
+    Ok(vec![RawRow { loc: RowLoc { file: file.into(), line: Some(1), row: 1 }, fields: object }])
+}
+
+/// Field names accepted for each task attribute (first is the documented one).
+const COMMIT_KEYS: &[&str] = &["commit_hash", "commit", "hash", "sha"];
+const PARENT_KEYS: &[&str] = &["parent_commit", "parent", "parent_hash", "base_commit"];
+
+fn take<'a>(fields: &'a Map<String, Value>, keys: &[&'static str]) -> Option<(&'static str, &'a Value)> {
+    keys.iter().find_map(|k| fields.get(*k).filter(|v| !v.is_null()).map(|v| (static_key(k, keys), v)))
+}
+
+fn static_key(key: &str, keys: &[&'static str]) -> &'static str {
+    keys.iter().copied().find(|k| *k == key).unwrap_or("?")
+}
+
+/// Turns a raw row into a task with unresolved (possibly short) hashes.
+pub fn row_to_task(row: &RawRow) -> Result<Task, RowError> {
+    let err = |field: &str, message: String| RowError { loc: row.loc.clone(), field: field.to_string(), message };
+    let fields = &row.fields;
+    let (commit_key, commit_value) =
+        take(fields, COMMIT_KEYS).ok_or_else(|| err("commit_hash", "missing: every row needs the commit's hash".into()))?;
+    let commit_text = commit_value.as_str().ok_or_else(|| err(commit_key, "expected a string".into()))?;
+    let commit = CommitId::parse(commit_text).map_err(|e| err(commit_key, e.to_string()))?;
+    let mut task = Task::new(commit);
+    if let Some((key, value)) = take(fields, PARENT_KEYS) {
+        let text = value.as_str().ok_or_else(|| err(key, "expected a string".into()))?;
+        if !text.trim().is_empty() {
+            task.parent = Some(CommitId::parse(text).map_err(|e| err(key, e.to_string()))?);
+        }
+    }
+    task.repo = opt_string(fields, "repo").map_err(|m| err("repo", m))?;
+    task.models = match take(fields, &["models", "model"]) {
+        None => Vec::new(),
+        Some((_, Value::String(s))) => parse_model_list(s),
+        Some((key, Value::Array(items))) => items
+            .iter()
+            .map(|item| item.as_str().map(str::to_string).ok_or_else(|| err(key, "expected an array of strings".into())))
+            .collect::<Result<_, _>>()?,
+        Some((key, _)) => return Err(err(key, "expected a string or an array of strings".into())),
+    };
+    task.perf_command = opt_string(fields, "perf_command").map_err(|m| err("perf_command", m))?;
+    task.has_serving = opt_bool(fields, "has_serving").map_err(|m| err("has_serving", m))?;
+    task.has_latency = opt_bool(fields, "has_latency").map_err(|m| err("has_latency", m))?;
+    task.has_throughput = opt_bool(fields, "has_throughput").map_err(|m| err("has_throughput", m))?;
+    task.uses_lm_eval = opt_bool(fields, "uses_lm_eval").map_err(|m| err("uses_lm_eval", m))?;
+    task.pr_url = opt_string(fields, "pr_url").map_err(|m| err("pr_url", m))?;
+    task.pr_date = opt_string(fields, "pr_date").map_err(|m| err("pr_date", m))?;
+    task.subject = match take(fields, &["commit_subject", "subject", "message"]) {
+        None => None,
+        Some((_, Value::String(s))) => Some(s.lines().next().unwrap_or("").to_string()),
+        Some((key, _)) => return Err(err(key, "expected a string".into())),
+    };
+    task.files_changed = match fields.get("files_changed") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|item| match item {
+                Value::String(s) => Ok(s.clone()),
+                Value::Object(o) => o
+                    .get("filename")
+                    .or_else(|| o.get("path"))
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+                    .ok_or_else(|| err("files_changed", "expected file names".into())),
+                _ => Err(err("files_changed", "expected an array of file names".into())),
+            })
+            .collect::<Result<_, _>>()?,
+        Some(Value::String(s)) => parse_model_list(s),
+        Some(_) => return Err(err("files_changed", "expected an array of file names".into())),
+    };
+    let known: &[&str] = &[
+        "repo", "models", "model", "perf_command", "has_serving", "has_latency", "has_throughput", "uses_lm_eval",
+        "pr_url", "pr_date", "commit_subject", "subject", "message", "files_changed",
+    ];
+    for (key, value) in fields {
+        if !known.contains(&key.as_str()) && !COMMIT_KEYS.contains(&key.as_str()) && !PARENT_KEYS.contains(&key.as_str()) {
+            task.extra.insert(key.clone(), value.clone());
+        }
+    }
+    Ok(task)
+}
+
+/// `"a, b"`, `"['a', 'b']"` (a Python list printed into a CSV/Parquet cell) or one name.
+fn parse_model_list(text: &str) -> Vec<String> {
+    let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+    inner
+        .split(',')
+        .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"').trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn opt_string(fields: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match fields.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err("expected a string".into()),
+    }
+}
+
+fn opt_bool(fields: &Map<String, Value>, key: &str) -> Result<bool, String> {
+    match fields.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => Ok(n.as_i64() == Some(1)),
+        Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(true),
+            "false" | "0" | "no" | "" => Ok(false),
+            _ => Err(format!("expected true or false, found `{s}`")),
+        },
+        Some(other) => Err(format!("expected true or false, found {other}")),
+    }
+}
+
+/// Reads a parent mapping: a JSON object `{commit: parent}` or rows with `commit`/`parent`.
+pub fn read_mapping(file: &str, text: &str) -> Result<Vec<(RowLoc, CommitId, CommitId)>, FileError> {
+    let trimmed = text.trim();
+    if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(trimmed) {
+        let is_row = object.keys().any(|k| COMMIT_KEYS.contains(&k.as_str()) || PARENT_KEYS.contains(&k.as_str()));
+        if !is_row && object.values().all(Value::is_string) {
+            let mut out = Vec::new();
+            for (idx, (commit, parent)) in object.iter().enumerate() {
+                let loc = RowLoc { file: file.into(), line: None, row: idx + 1 };
+                let bad = |message: String| FileError { file: file.into(), line: None, message: format!("row {}: {message}", idx + 1) };
+                let commit = CommitId::parse(commit).map_err(|e| bad(e.to_string()))?;
+                let parent = CommitId::parse(parent.as_str().unwrap_or("")).map_err(|e| bad(e.to_string()))?;
+                out.push((loc, commit, parent));
+            }
+            return Ok(out);
+        }
+    }
+    let rows = read_rows(file, text)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let bad = |message: String| FileError { file: file.into(), line: row.loc.line, message: format!("{}: {message}", row.loc) };
+        let (_, commit) = take(&row.fields, COMMIT_KEYS).ok_or_else(|| bad("missing field `commit`".into()))?;
+        let (_, parent) = take(&row.fields, PARENT_KEYS).ok_or_else(|| bad("missing field `parent`".into()))?;
+        let commit = CommitId::parse(commit.as_str().unwrap_or("")).map_err(|e| bad(format!("field `commit`: {e}")))?;
+        let parent = CommitId::parse(parent.as_str().unwrap_or("")).map_err(|e| bad(format!("field `parent`: {e}")))?;
+        out.push((row.loc.clone(), commit, parent));
+    }
+    Ok(out)
+}
+
+/// Why a hash could not be resolved.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    #[error("commit `{0}` is not in the repository")]
+    NotFound(String),
+    #[error("`{prefix}` is ambiguous: it matches {}", candidates.join(", "))]
+    Ambiguous { prefix: String, candidates: Vec<String> },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Answers questions about commits; implemented over git by the CLI, or by [`NoRepository`].
+pub trait CommitResolver {
+    /// The full hash a (possibly short) hash names.
+    fn resolve(&self, commit: &CommitId) -> Result<CommitId, ResolveError>;
+    /// The commit's first parent (`None` for a root commit).
+    fn first_parent(&self, commit: &CommitId) -> Result<Option<CommitId>, ResolveError>;
+    /// Whether hashes are checked at all (false for analysis-only use without a repository).
+    fn checks(&self) -> bool {
+        true
+    }
+}
+
+/// Analysis-only use: no repository; hashes are taken as given and parents must be in the rows.
+pub struct NoRepository;
+
+impl CommitResolver for NoRepository {
+    fn resolve(&self, commit: &CommitId) -> Result<CommitId, ResolveError> {
+        Ok(commit.clone())
+    }
+    fn first_parent(&self, _commit: &CommitId) -> Result<Option<CommitId>, ResolveError> {
+        Ok(None)
+    }
+    fn checks(&self) -> bool {
+        false
+    }
+}
+
+/// The result of an import: tasks to store (new or unchanged) and the rows skipped.
+#[derive(Debug, Default)]
+pub struct ImportOutcome {
+    pub tasks: Vec<Task>,
+    pub unchanged: usize,
+    pub errors: Vec<RowError>,
+    pub notes: Vec<String>,
+}
+
+/// Validates rows, applies parent mappings, resolves hashes and parents, and compares with what
+/// is already stored. Rows that fail are reported in `errors`; the rest are in `tasks`.
+pub fn import_tasks(
+    rows: &[RawRow],
+    mappings: &[(RowLoc, CommitId, CommitId)],
+    resolver: &dyn CommitResolver,
+    existing: &[Task],
+) -> ImportOutcome {
+    let mut outcome = ImportOutcome::default();
+    if !resolver.checks() {
+        outcome.notes.push(
+            "no repository in the suite: commit hashes are taken as given and not checked against git".into(),
+        );
+    }
+    // Mappings: resolve both sides once.
+    let mut parents: BTreeMap<CommitId, (RowLoc, CommitId)> = BTreeMap::new();
+    for (loc, commit, parent) in mappings {
+        let resolved = resolver.resolve(commit).and_then(|c| resolver.resolve(parent).map(|p| (c, p)));
+        match resolved {
+            Ok((commit, parent)) => {
+                parents.insert(commit, (loc.clone(), parent));
+            }
+            Err(e) => outcome.errors.push(RowError { loc: loc.clone(), field: "commit".into(), message: e.to_string() }),
+        }
+    }
+    let mut seen: BTreeMap<CommitId, (RowLoc, Task)> = BTreeMap::new();
+    for row in rows {
+        let result = row_to_task(row).and_then(|task| resolve_task(task, row, &parents, resolver, existing, &outcome.tasks));
+        let task = match result {
+            Ok(task) => task,
+            Err(e) => {
+                outcome.errors.push(e);
+                continue;
+            }
+        };
+        if let Some((first_loc, first)) = seen.get(&task.commit) {
+            if first != &task {
+                outcome.errors.push(RowError {
+                    loc: row.loc.clone(),
+                    field: "commit_hash".into(),
+                    message: format!("duplicate of the row at {first_loc} with different data; keep one of them"),
+                });
+            }
+            continue;
+        }
+        seen.insert(task.commit.clone(), (row.loc.clone(), task.clone()));
+        match existing.iter().find(|t| t.commit == task.commit) {
+            Some(stored) if stored == &task => outcome.unchanged += 1,
+            _ => outcome.tasks.push(task),
+        }
+    }
+    outcome
+}
+
+fn resolve_task(
+    mut task: Task,
+    row: &RawRow,
+    parents: &BTreeMap<CommitId, (RowLoc, CommitId)>,
+    resolver: &dyn CommitResolver,
+    existing: &[Task],
+    imported: &[Task],
+) -> Result<Task, RowError> {
+    let err = |field: &str, message: String| RowError { loc: row.loc.clone(), field: field.to_string(), message };
+    task.commit = if resolver.checks() {
+        resolver.resolve(&task.commit).map_err(|e| err("commit_hash", e.to_string()))?
+    } else {
+        resolve_against_tasks(&task.commit, existing, imported).unwrap_or(task.commit)
+    };
+    if let Some(parent) = task.parent.take() {
+        task.parent = Some(resolver.resolve(&parent).map_err(|e| err("parent_commit", e.to_string()))?);
+    }
+    if let Some((_, mapped)) = parents.get(&task.commit) {
+        if let Some(given) = &task.parent {
+            if given != mapped {
+                return Err(err("parent_commit", format!("row says {given} but the mapping says {mapped}")));
+            }
+        }
+        task.parent = Some(mapped.clone());
+    }
+    if task.parent.is_none() && resolver.checks() {
+        task.parent = resolver.first_parent(&task.commit).map_err(|e| err("parent_commit", e.to_string()))?;
+        if task.parent.is_none() {
+            return Err(err("parent_commit", "the commit has no parent (a root commit cannot be a task)".into()));
+        }
+    }
+    Ok(task)
+}
+
+/// Without a repository, a short hash that names exactly one known task becomes its full hash.
+fn resolve_against_tasks(commit: &CommitId, existing: &[Task], imported: &[Task]) -> Option<CommitId> {
+    let mut matches = existing.iter().chain(imported).map(|t| &t.commit).filter(|full| commit.is_prefix_of(full));
+    let first = matches.next()?.clone();
+    matches.all(|other| *other == first).then_some(first)
+}
+
+/// Resolves a (short) commit against a task list: exactly one task must match.
+pub fn find_task<'a>(tasks: &'a [Task], prefix: &str) -> Result<&'a Task, ResolveError> {
+    let wanted = CommitId::parse(prefix).map_err(|e| ResolveError::Other(e.to_string()))?;
+    let matches: Vec<&Task> = tasks.iter().filter(|t| wanted.is_prefix_of(&t.commit) || t.commit.is_prefix_of(&wanted)).collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(ResolveError::NotFound(prefix.to_string())),
+        many => Err(ResolveError::Ambiguous {
+            prefix: prefix.to_string(),
+            candidates: many.iter().map(|t| t.short_id().to_string()).collect(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const C1: &str = "1111111111111111111111111111111111111111";
+    const P1: &str = "0000000000000000000000000000000000000001";
+    const C2: &str = "2222222222222222222222222222222222222222";
+    const C3: &str = "2222333333333333333333333333333333333333";
+
+    /// A small in-memory "repository": commit → first parent.
+    struct FakeRepo(Vec<(&'static str, Option<&'static str>)>);
+
+    impl CommitResolver for FakeRepo {
+        fn resolve(&self, commit: &CommitId) -> Result<CommitId, ResolveError> {
+            let hits: Vec<&str> = self.0.iter().map(|(c, _)| *c).filter(|c| c.starts_with(commit.as_str())).collect();
+            match hits.as_slice() {
+                [one] => Ok(CommitId::parse(one).unwrap()),
+                [] => Err(ResolveError::NotFound(commit.to_string())),
+                many => Err(ResolveError::Ambiguous { prefix: commit.to_string(), candidates: many.iter().map(|s| s.to_string()).collect() }),
+            }
+        }
+        fn first_parent(&self, commit: &CommitId) -> Result<Option<CommitId>, ResolveError> {
+            let entry = self.0.iter().find(|(c, _)| *c == commit.as_str()).ok_or_else(|| ResolveError::NotFound(commit.to_string()))?;
+            Ok(entry.1.map(|p| CommitId::parse(p).unwrap()))
+        }
+    }
+
+    fn repo() -> FakeRepo {
+        FakeRepo(vec![(C1, Some(P1)), (P1, None), (C2, Some(C1)), (C3, Some(C1))])
+    }
+
+    #[test]
+    fn reads_jsonl_arrays_and_objects() {
+        let jsonl = format!("{{\"commit_hash\": \"{C1}\"}}\n\n{{\"commit_hash\": \"{C2}\", \"models\": \"a, b\"}}\n");
+        let rows = read_rows("t.jsonl", &jsonl).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[1].loc.to_string(), "t.jsonl:3");
+        let array = format!("[{{\"commit_hash\": \"{C1}\"}}, {{\"commit_hash\": \"{C2}\"}}]");
+        let rows = read_rows("t.json", &array).unwrap();
+        assert_eq!(rows[1].loc.to_string(), "t.json: row 2");
+        let keyed = format!("{{\"{C1}\": {{\"models\": [\"m\"]}}, \"{C2}\": {{}}}}");
+        let rows = read_rows("t.json", &keyed).unwrap();
+        assert_eq!(row_to_task(&rows[0]).unwrap().commit.as_str(), C1);
+        let wrapped = format!("{{\"rows\": [{{\"commit\": \"{C1}\"}}]}}");
+        assert_eq!(read_rows("t.json", &wrapped).unwrap().len(), 1);
+        let single = format!("{{\"commit_hash\": \"{C1}\", \"models\": [\"m\"]}}");
+        assert_eq!(read_rows("t.json", &single).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn bad_json_names_the_line() {
+        let err = read_rows("t.jsonl", &format!("{{\"commit_hash\": \"{C1}\"}}\n{{oops\n")).unwrap_err();
+        assert_eq!(err.line, Some(2));
+        assert!(err.to_string().starts_with("t.jsonl:2: invalid JSON"), "{err}");
+        assert!(read_rows("t.json", "[1, 2]").is_err());
+    }
+
+    #[test]
+    fn rows_become_tasks_with_all_fields() {
+        let text = format!(
+            "{{\"commit_hash\": \"{C1}\", \"parent_commit\": \"{P1}\", \"repo\": \"vllm-project/vllm\", \"models\": [\"m1\"], \
+             \"perf_command\": \"python benchmarks/benchmark_serving.py --model m1\", \"has_serving\": true, \"has_latency\": \"false\", \
+             \"uses_lm_eval\": 0, \"pr_url\": \"https://x/pull/1\", \"pr_date\": \"2024-05-01\", \"commit_subject\": \"Speed up\\nbody\", \
+             \"files_changed\": [\"vllm/a.py\", {{\"filename\": \"csrc/b.cu\"}}], \"difficulty\": 3}}"
+        );
+        let rows = read_rows("t.jsonl", &text).unwrap();
+        let task = row_to_task(&rows[0]).unwrap();
+        assert_eq!(task.parent.as_ref().unwrap().as_str(), P1);
+        assert_eq!(task.models, vec!["m1"]);
+        assert!(task.has_serving && !task.has_latency && !task.uses_lm_eval);
+        assert_eq!(task.subject.as_deref(), Some("Speed up"));
+        assert_eq!(task.files_changed, vec!["vllm/a.py", "csrc/b.cu"]);
+        assert_eq!(task.extra["difficulty"], 3);
+    }
+
+    #[test]
+    fn each_bad_row_names_its_field() {
+        let cases = [
+            ("{\"parent_commit\": \"abcd\"}", "commit_hash", "missing"),
+            ("{\"commit_hash\": \"xyz\"}", "commit_hash", "not a commit hash"),
+            ("{\"commit_hash\": 12345}", "commit_hash", "expected a string"),
+            (&format!("{{\"commit_hash\": \"{C1}\", \"parent_commit\": \"zz\"}}") as &str, "parent_commit", "not a commit hash"),
+            (&format!("{{\"commit_hash\": \"{C1}\", \"models\": 3}}") as &str, "models", "expected"),
+            (&format!("{{\"commit_hash\": \"{C1}\", \"has_serving\": \"maybe\"}}") as &str, "has_serving", "maybe"),
+        ];
+        for (line, field, needle) in cases {
+            let rows = read_rows("bad.jsonl", line).unwrap();
+            let err = row_to_task(&rows[0]).unwrap_err();
+            assert_eq!(err.field, field, "{line}");
+            assert!(err.to_string().contains(needle), "{err}");
+            assert!(err.to_string().starts_with("bad.jsonl:1: field"), "{err}");
+        }
+    }
+
+    #[test]
+    fn import_resolves_short_hashes_and_parents() {
+        let rows = read_rows("t.jsonl", "{\"commit_hash\": \"111111\"}\n{\"commit_hash\": \"2222\"}\n{\"commit_hash\": \"ffff\"}\n").unwrap();
+        let outcome = import_tasks(&rows, &[], &repo(), &[]);
+        assert_eq!(outcome.tasks.len(), 1);
+        assert_eq!(outcome.tasks[0].commit.as_str(), C1);
+        assert_eq!(outcome.tasks[0].parent.as_ref().unwrap().as_str(), P1);
+        assert_eq!(outcome.errors.len(), 2);
+        assert!(outcome.errors[0].to_string().contains("ambiguous"), "{}", outcome.errors[0]);
+        assert_eq!(outcome.errors[0].loc.line, Some(2));
+        assert!(outcome.errors[1].to_string().contains("not in the repository"));
+    }
+
+    #[test]
+    fn mappings_supply_parents_and_conflicts_are_errors() {
+        let rows = read_rows("t.jsonl", &format!("{{\"commit_hash\": \"{C2}\"}}\n")).unwrap();
+        let mapping = read_mapping("m.json", &format!("{{\"222222\": \"{P1}\"}}")).unwrap();
+        let outcome = import_tasks(&rows, &mapping, &repo(), &[]);
+        assert_eq!(outcome.tasks[0].parent.as_ref().unwrap().as_str(), P1);
+        let mapping_rows = read_mapping("m.jsonl", &format!("{{\"commit\": \"{C2}\", \"parent\": \"{C1}\"}}\n")).unwrap();
+        let outcome = import_tasks(&rows, &mapping_rows, &repo(), &[]);
+        assert_eq!(outcome.tasks[0].parent.as_ref().unwrap().as_str(), C1);
+        let conflicting = read_rows("t.jsonl", &format!("{{\"commit_hash\": \"{C2}\", \"parent_commit\": \"{C1}\"}}\n")).unwrap();
+        let outcome = import_tasks(&conflicting, &mapping, &repo(), &[]);
+        assert_eq!(outcome.errors.len(), 1);
+        assert!(outcome.errors[0].to_string().contains("mapping says"));
+    }
+
+    #[test]
+    fn duplicates_and_reimport() {
+        let text = format!("{{\"commit_hash\": \"{C1}\", \"models\": [\"a\"]}}\n{{\"commit_hash\": \"{C1}\", \"models\": [\"a\"]}}\n{{\"commit_hash\": \"{C1}\", \"models\": [\"b\"]}}\n");
+        let rows = read_rows("t.jsonl", &text).unwrap();
+        let outcome = import_tasks(&rows, &[], &repo(), &[]);
+        assert_eq!(outcome.tasks.len(), 1);
+        assert_eq!(outcome.errors.len(), 1);
+        assert!(outcome.errors[0].to_string().contains("t.jsonl:3") && outcome.errors[0].to_string().contains("t.jsonl:1"));
+        let again = import_tasks(&rows[..1], &[], &repo(), &outcome.tasks);
+        assert!(again.tasks.is_empty());
+        assert_eq!(again.unchanged, 1);
+    }
+
+    #[test]
+    fn without_a_repository_hashes_are_taken_as_given() {
+        let rows = read_rows("t.jsonl", &format!("{{\"commit_hash\": \"35fad35a\", \"parent_commit\": \"733e7c9e\"}}\n")).unwrap();
+        let outcome = import_tasks(&rows, &[], &NoRepository, &[]);
+        assert_eq!(outcome.tasks[0].commit.as_str(), "35fad35a");
+        assert_eq!(outcome.notes.len(), 1);
+        let stored = vec![Task::new(CommitId::parse(C1).unwrap())];
+        let rows = read_rows("t.jsonl", "{\"commit_hash\": \"1111\", \"models\": [\"m\"]}\n").unwrap();
+        let outcome = import_tasks(&rows, &[], &NoRepository, &stored);
+        assert_eq!(outcome.tasks[0].commit.as_str(), C1);
+        assert_eq!(outcome.tasks[0].models, vec!["m"]);
+    }
+
+    #[test]
+    fn find_task_by_prefix() {
+        let tasks: Vec<Task> = [C1, C2, C3].iter().map(|c| Task::new(CommitId::parse(c).unwrap())).collect();
+        assert_eq!(find_task(&tasks, "1111").unwrap().commit.as_str(), C1);
+        assert!(matches!(find_task(&tasks, "2222"), Err(ResolveError::Ambiguous { .. })));
+        assert!(matches!(find_task(&tasks, "abcd"), Err(ResolveError::NotFound(_))));
+    }
+}

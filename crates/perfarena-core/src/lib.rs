@@ -1,0 +1,22 @@
+//! perfarena's pure core: the model (tasks, variants, attempts, suites), image and command
+//! naming, metric parsers, statistics, failure triage and the report model.
+//!
+//! Nothing in this crate performs I/O, reads a clock or starts a process: every function takes
+//! data and returns data, which is why most of perfarena's tests live here.
+
+pub mod analysis;
+pub mod attempt;
+pub mod events;
+pub mod ids;
+pub mod import;
+pub mod parse;
+pub mod patch;
+pub mod stats;
+pub mod suite;
+pub mod task;
+pub mod template;
+
+pub use attempt::{AttemptRecord, AttemptStatus, FailureClass, FailureKind, Provenance};
+pub use ids::{CandidateName, CommitId, IdError, RunId, VariantKind};
+pub use suite::Suite;
+pub use task::Task;

@@ -1,0 +1,365 @@
+//! The suite (`perfarena.toml`): what to build, how to benchmark and how to judge.
+//!
+//! The embedded, commented `defaults.toml` is read first and the user's file laid on top, key by
+//! key; the merged document is then deserialised with unknown keys rejected, and errors name
+//! the key's path (and the line, when the key is in the user's file).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::parse::CustomPattern;
+use crate::stats::Direction;
+
+/// The embedded defaults: every setting, commented.
+pub const DEFAULTS_TOML: &str = include_str!("defaults.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum SuiteError {
+    #[error("{origin}: invalid TOML: {message}")]
+    Syntax { origin: String, message: String },
+    #[error("{origin}{line}: `{path}`: {message}", line = line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Field { origin: String, path: String, line: Option<usize>, message: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Suite {
+    pub suite: SuiteMeta,
+    pub repo: RepoConfig,
+    pub images: ImagesConfig,
+    pub build: BuildConfig,
+    pub bench: BenchConfig,
+    pub metric: MetricConfig,
+    pub stats: StatsSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteMeta {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RepoConfig {
+    pub path: String,
+    pub url: String,
+    pub source_dir: String,
+}
+
+impl RepoConfig {
+    /// Whether the suite names a repository at all (analysis-only suites do not).
+    pub fn is_set(&self) -> bool {
+        !self.path.is_empty() || !self.url.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImagesConfig {
+    pub registry: String,
+    pub repo: String,
+    pub baseline: String,
+    pub human: String,
+    pub candidate: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildConfig {
+    pub dockerfile: String,
+    pub timeout_s: u64,
+    pub min_free_disk_gib: f64,
+    pub min_max_jobs: u32,
+    pub rebuild_globs: Vec<String>,
+    pub args: BTreeMap<String, String>,
+    pub overrides: BTreeMap<String, BuildOverride>,
+}
+
+/// Per-commit build settings, keyed in the suite by a commit prefix.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildOverride {
+    #[serde(default)]
+    pub max_jobs: Option<u32>,
+    #[serde(default)]
+    pub pre_build_patch: Option<String>,
+    #[serde(default)]
+    pub args: BTreeMap<String, String>,
+    #[serde(default)]
+    pub permanently_failed: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BenchConfig {
+    pub setup: String,
+    pub server: String,
+    pub client: String,
+    pub default_model: String,
+    pub harness_globs: Vec<String>,
+    pub port: u16,
+    pub timeout_s: u64,
+    pub setup_timeout_s: u64,
+    pub repeats: u32,
+    pub warmup: u32,
+    pub kill_grace_s: u64,
+    pub env: BTreeMap<String, String>,
+    pub readiness: Readiness,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadinessKind {
+    Http,
+    Tcp,
+    None,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Readiness {
+    pub kind: ReadinessKind,
+    pub url: String,
+    pub interval_ms: u64,
+    pub timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricConfig {
+    pub primary: String,
+    pub direction: Direction,
+    pub parser: String,
+    pub custom: Vec<CustomPattern>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsSection {
+    pub confidence: f64,
+    pub delta: f64,
+    pub min_repeats: u32,
+    pub max_repeats: u32,
+}
+
+impl Suite {
+    /// The defaults alone (what an empty `perfarena.toml` means).
+    pub fn defaults() -> Suite {
+        Suite::from_toml_str("", "<defaults>").expect("the embedded defaults are valid")
+    }
+
+    /// Parses a user's suite file laid over the embedded defaults. `origin` names the file in
+    /// errors.
+    pub fn from_toml_str(text: &str, origin: &str) -> Result<Suite, SuiteError> {
+        let defaults: toml::Table = toml::from_str(DEFAULTS_TOML).map_err(|e| SuiteError::Syntax {
+            origin: "<embedded defaults>".into(),
+            message: e.to_string(),
+        })?;
+        let user: toml::Table = toml::from_str(text)
+            .map_err(|e| SuiteError::Syntax { origin: origin.to_string(), message: e.to_string() })?;
+        let mut merged = toml::Value::Table(defaults);
+        merge(&mut merged, toml::Value::Table(user));
+        let suite: Suite = serde_path_to_error::deserialize(merged).map_err(|err| {
+            let path = err.path().to_string();
+            let message = err.into_inner().to_string();
+            SuiteError::Field { line: locate_key(text, &path), origin: origin.to_string(), path, message }
+        })?;
+        suite.validate(text, origin)?;
+        Ok(suite)
+    }
+
+    fn validate(&self, text: &str, origin: &str) -> Result<(), SuiteError> {
+        let field = |path: &str, message: String| SuiteError::Field {
+            origin: origin.to_string(),
+            path: path.to_string(),
+            line: locate_key(text, path),
+            message,
+        };
+        if !(0.5..1.0).contains(&self.stats.confidence) {
+            return Err(field("stats.confidence", "must be in [0.5, 1), e.g. 0.95".into()));
+        }
+        if !(0.0..0.5).contains(&self.stats.delta) {
+            return Err(field("stats.delta", "must be a fraction in [0, 0.5), e.g. 0.02 for ±2 %".into()));
+        }
+        if self.stats.min_repeats == 0 || self.stats.min_repeats > self.stats.max_repeats {
+            return Err(field("stats.min_repeats", "must be at least 1 and at most stats.max_repeats".into()));
+        }
+        if self.bench.repeats == 0 {
+            return Err(field("bench.repeats", "must be at least 1".into()));
+        }
+        if self.bench.readiness.kind == ReadinessKind::Http && !self.bench.server.is_empty() && self.bench.readiness.url.is_empty() {
+            return Err(field("bench.readiness.url", "an http readiness probe needs a url".into()));
+        }
+        if !self.repo.path.is_empty() && !self.repo.url.is_empty() {
+            return Err(field("repo.url", "set either repo.path or repo.url, not both".into()));
+        }
+        for (idx, pattern) in self.metric.custom.iter().enumerate() {
+            if let Err(e) = regex::Regex::new(&pattern.regex) {
+                return Err(field(&format!("metric.custom[{idx}].regex"), format!("invalid regex: {e}")));
+            }
+        }
+        for (template_path, template) in [
+            ("images.baseline", &self.images.baseline),
+            ("images.human", &self.images.human),
+            ("images.candidate", &self.images.candidate),
+        ] {
+            crate::template::check(template, crate::template::IMAGE_VARS)
+                .map_err(|e| field(template_path, e.to_string()))?;
+        }
+        for (template_path, template) in [
+            ("bench.setup", &self.bench.setup),
+            ("bench.server", &self.bench.server),
+            ("bench.client", &self.bench.client),
+            ("bench.readiness.url", &self.bench.readiness.url),
+        ] {
+            crate::template::check(template, crate::template::COMMAND_VARS)
+                .map_err(|e| field(template_path, e.to_string()))?;
+        }
+        for prefix in self.build.overrides.keys() {
+            crate::ids::CommitId::parse(prefix)
+                .map_err(|e| field(&format!("build.overrides.{prefix}"), e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    /// Checks what running benchmarks needs beyond parsing (a client command).
+    pub fn require_runnable(&self) -> Result<(), String> {
+        if self.bench.client.trim().is_empty() {
+            return Err("bench.client is empty: set the command that runs the benchmark client".into());
+        }
+        Ok(())
+    }
+
+    /// The build override whose key is a prefix of `commit` (the longest one wins).
+    pub fn build_override(&self, commit: &str) -> Option<&BuildOverride> {
+        self.build
+            .overrides
+            .iter()
+            .filter(|(prefix, _)| commit.starts_with(prefix.to_ascii_lowercase().as_str()))
+            .max_by_key(|(prefix, _)| prefix.len())
+            .map(|(_, over)| over)
+    }
+
+    /// A stable hash of the settings that matter for measurements (stored with each run).
+    pub fn hash(&self) -> String {
+        let canonical = serde_json::to_string(self).unwrap_or_default();
+        hex::encode(Sha256::digest(canonical.as_bytes()))
+    }
+}
+
+/// Lays `top` over `base`: tables merge key by key, anything else is replaced.
+fn merge(base: &mut toml::Value, top: toml::Value) {
+    match (base, top) {
+        (toml::Value::Table(base), toml::Value::Table(top)) => {
+            for (key, value) in top {
+                match base.get_mut(&key) {
+                    Some(existing) => merge(existing, value),
+                    None => {
+                        base.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, top) => *base = top,
+    }
+}
+
+/// Finds the 1-based line of `path` (e.g. `bench.readiness.url`) in the user's text: the line
+/// assigning the last segment inside the right table, or the table header itself. Best effort:
+/// a key written in an inline table or with dotted keys may not be found.
+fn locate_key(text: &str, path: &str) -> Option<usize> {
+    let segments: Vec<&str> = path.split('.').map(|s| s.split('[').next().unwrap_or(s)).collect();
+    let (last, tables) = segments.split_last()?;
+    let table = tables.join(".");
+    let mut current = String::new();
+    for (idx, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            let header = header.trim_start_matches('[').split(']').next().unwrap_or("").trim();
+            current = header.replace('"', "");
+            if current == segments.join(".") {
+                return Some(idx + 1);
+            }
+            continue;
+        }
+        let key = line.split('=').next().unwrap_or("").trim().trim_matches('"');
+        if line.contains('=') && current == table && key == *last {
+            return Some(idx + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_means_the_defaults() {
+        let suite = Suite::from_toml_str("", "perfarena.toml").unwrap();
+        assert_eq!(suite.bench.repeats, 3);
+        assert_eq!(suite.metric.direction, Direction::Higher);
+        assert_eq!(suite.images.baseline, "{registry}/{repo}:baseline-{parent:12}");
+        assert!(suite.require_runnable().is_err());
+    }
+
+    #[test]
+    fn user_values_override_defaults_key_by_key() {
+        let text = "[bench]\nclient = \"python3 bench.py\"\n[bench.readiness]\ntimeout_s = 30\n[build.args]\nmax_jobs = \"4\"\n";
+        let suite = Suite::from_toml_str(text, "s.toml").unwrap();
+        assert_eq!(suite.bench.client, "python3 bench.py");
+        assert_eq!(suite.bench.readiness.timeout_s, 30);
+        assert_eq!(suite.bench.readiness.interval_ms, 200);
+        assert_eq!(suite.build.args["max_jobs"], "4");
+        assert!(suite.require_runnable().is_ok());
+    }
+
+    #[test]
+    fn unknown_keys_name_their_path_and_line() {
+        let text = "[bench]\nclient = \"x\"\n\n[bench.readiness]\ntimeout = 3\n";
+        let err = Suite::from_toml_str(text, "perfarena.toml").unwrap_err().to_string();
+        assert!(err.contains("perfarena.toml:5"), "{err}");
+        assert!(err.contains("bench.readiness.timeout"), "{err}");
+        assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn wrong_types_and_values_are_named() {
+        let err = Suite::from_toml_str("[bench]\nrepeats = \"three\"\n", "a.toml").unwrap_err().to_string();
+        assert!(err.contains("a.toml:2") && err.contains("bench.repeats"), "{err}");
+        let err = Suite::from_toml_str("[metric]\ndirection = \"up\"\n", "a.toml").unwrap_err().to_string();
+        assert!(err.contains("metric.direction"), "{err}");
+        let err = Suite::from_toml_str("[stats]\ndelta = 2.0\n", "a.toml").unwrap_err().to_string();
+        assert!(err.contains("a.toml:2") && err.contains("stats.delta"), "{err}");
+        let err = Suite::from_toml_str("[images]\nhuman = \"{registry}/{repo}:{sha}\"\n", "a.toml").unwrap_err().to_string();
+        assert!(err.contains("images.human") && err.contains("sha"), "{err}");
+        let err = Suite::from_toml_str("[[metric.custom]]\nregex = \"(\"\n", "a.toml").unwrap_err().to_string();
+        assert!(err.contains("metric.custom[0].regex"), "{err}");
+        let err = Suite::from_toml_str("[build.overrides.zzz]\nmax_jobs = 1\n", "a.toml").unwrap_err().to_string();
+        assert!(err.contains("build.overrides.zzz"), "{err}");
+        let err = Suite::from_toml_str("[bench\n", "a.toml").unwrap_err().to_string();
+        assert!(err.starts_with("a.toml: invalid TOML"), "{err}");
+    }
+
+    #[test]
+    fn build_overrides_match_by_longest_prefix() {
+        let text = "[build.overrides.abcd]\nmax_jobs = 2\n[build.overrides.abcdef12]\npermanently_failed = \"cuda 11 only\"\n";
+        let suite = Suite::from_toml_str(text, "s.toml").unwrap();
+        let over = suite.build_override("abcdef1234567").unwrap();
+        assert_eq!(over.permanently_failed.as_deref(), Some("cuda 11 only"));
+        assert_eq!(suite.build_override("abcd0000").unwrap().max_jobs, Some(2));
+        assert!(suite.build_override("ffff").is_none());
+    }
+
+    #[test]
+    fn the_hash_follows_the_settings() {
+        let a = Suite::from_toml_str("", "a").unwrap();
+        let b = Suite::from_toml_str("[bench]\nrepeats = 4\n", "b").unwrap();
+        assert_eq!(a.hash(), Suite::defaults().hash());
+        assert_ne!(a.hash(), b.hash());
+    }
+}

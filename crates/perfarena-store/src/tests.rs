@@ -1,0 +1,130 @@
+//! Store tests on real SQLite files.
+
+use super::*;
+use perfarena_core::{AttemptStatus, FailureClass, FailureKind, VariantKind};
+
+fn commit(c: char) -> CommitId {
+    CommitId::parse(&c.to_string().repeat(40)).unwrap()
+}
+
+fn task(c: char) -> Task {
+    let mut t = Task::new(commit(c));
+    t.parent = Some(commit('0'));
+    t.models = vec!["m".into()];
+    t
+}
+
+#[test]
+fn tasks_round_trip_and_upsert() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    store.upsert_tasks(&[task('a'), task('b')], "t.jsonl", "2026-01-01T00:00:00Z").unwrap();
+    let mut changed = task('a');
+    changed.models = vec!["other".into()];
+    store.upsert_tasks(&[changed.clone()], "t2.jsonl", "2026-01-02T00:00:00Z").unwrap();
+    let tasks = store.tasks().unwrap();
+    assert_eq!(tasks.len(), 2);
+    assert_eq!(tasks[0], changed);
+    assert!(store.has_task(&commit('b')).unwrap());
+    assert!(!store.has_task(&commit('c')).unwrap());
+}
+
+#[test]
+fn attempts_and_samples_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let mut attempt = AttemptRecord::new(commit('a'), VariantKind::Human, 2, AttemptStatus::Crashed);
+    attempt.run_id = Some("r1".into());
+    attempt.exit_code = Some(1);
+    attempt.failure = Some(FailureClass { kind: FailureKind::Infra, signature: "missing-C".into(), evidence: "No module named 'x._C'".into() });
+    attempt.samples = vec![("ttft_ms.mean".into(), 12.5), ("output_throughput_tok_s".into(), 800.0)];
+    let id = store.insert_attempt(&attempt).unwrap();
+    let read = store.attempts(&AttemptFilter { run_id: Some("r1".into()), ..Default::default() }).unwrap();
+    assert_eq!(read.len(), 1);
+    assert_eq!(read[0].id, id);
+    assert_eq!(read[0].failure, attempt.failure);
+    assert_eq!(read[0].sample("output_throughput_tok_s"), Some(800.0));
+    assert_eq!(read[0].variant, VariantKind::Human);
+    assert_eq!(store.count_attempts(Some("r1")).unwrap(), 1);
+    assert_eq!(store.count_attempts(Some("r2")).unwrap(), 0);
+    let filtered = store.attempts(&AttemptFilter { variant: Some(VariantKind::Baseline), ..Default::default() }).unwrap();
+    assert!(filtered.is_empty());
+}
+
+#[test]
+fn import_keys_are_unique() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let mut attempt = AttemptRecord::new(commit('a'), VariantKind::Baseline, 0, AttemptStatus::Ok);
+    attempt.provenance = Provenance::Imported { source: "old.jsonl".into() };
+    attempt.import_key = Some("k1".into());
+    store.insert_attempt(&attempt).unwrap();
+    assert!(store.has_import_key("k1").unwrap());
+    assert!(store.insert_attempt(&attempt).is_err());
+    let read = store.attempts(&AttemptFilter::default()).unwrap();
+    assert_eq!(read[0].provenance, Provenance::Imported { source: "old.jsonl".into() });
+}
+
+#[test]
+fn runs_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let run = RunRecord {
+        run_id: "r1".into(),
+        suite_hash: "h".into(),
+        backend: "local".into(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        finished_at: None,
+        status: "running".into(),
+        config: serde_json::json!({"repeats": 3}),
+    };
+    store.create_run(&run).unwrap();
+    store.set_run_status("r1", "finished", Some("2026-01-01T01:00:00Z")).unwrap();
+    let read = store.run("r1").unwrap().unwrap();
+    assert_eq!(read.status, "finished");
+    assert_eq!(read.config["repeats"], 3);
+    assert!(store.run("nope").unwrap().is_none());
+    assert_eq!(store.runs().unwrap().len(), 1);
+}
+
+#[test]
+fn migrations_upgrade_an_old_store_without_losing_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Store::db_path(dir.path());
+    {
+        let mut conn = Connection::open(&db).unwrap();
+        migrations::migrate_to(&mut conn, "old", 1).unwrap();
+        conn.execute(
+            "INSERT INTO tasks (commit_hash, parent, data, source, imported_at) VALUES (?1, NULL, ?2, 'x', 't')",
+            params![commit('a').as_str(), serde_json::to_string(&task('a')).unwrap()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO attempts (run_id, task, variant, round_idx, status, started_at, duration_s) VALUES ('r', ?1, 'human', 0, 'ok', 't', 1.5)",
+            [commit('a').as_str()],
+        )
+        .unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, 1);
+    }
+    let store = Store::open_existing(dir.path()).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    assert_eq!(store.tasks().unwrap().len(), 1);
+    let attempts = store.attempts(&AttemptFilter::default()).unwrap();
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(attempts[0].provenance, Provenance::Measured);
+    assert_eq!(attempts[0].backend, "local");
+}
+
+#[test]
+fn a_newer_store_is_refused_and_a_missing_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(matches!(Store::open_existing(dir.path()), Err(StoreError::Missing { .. })));
+    {
+        let conn = Connection::open(Store::db_path(dir.path())).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 5).unwrap();
+    }
+    let err = Store::open(dir.path()).err().unwrap();
+    assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
+}

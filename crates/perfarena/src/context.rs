@@ -1,0 +1,71 @@
+//! Where a command works: the project directory, its suite file and its `.perfarena` store.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context as _, Result};
+
+use perfarena_backend::git::GitRepo;
+use perfarena_core::Suite;
+use perfarena_store::Store;
+
+pub struct Ctx {
+    pub dir: PathBuf,
+    pub suite_path: PathBuf,
+    pub state_dir: PathBuf,
+}
+
+impl Ctx {
+    pub fn new(dir: &Path, suite: Option<&Path>) -> Ctx {
+        let suite_path = match suite {
+            Some(path) => path.to_path_buf(),
+            None => dir.join("perfarena.toml"),
+        };
+        Ctx { dir: dir.to_path_buf(), suite_path, state_dir: dir.join(".perfarena") }
+    }
+
+    /// The suite: the user's file over the defaults; the defaults alone when there is no file.
+    pub fn suite(&self) -> Result<Suite> {
+        if !self.suite_path.exists() {
+            return Ok(Suite::defaults());
+        }
+        let text = std::fs::read_to_string(&self.suite_path)
+            .with_context(|| format!("cannot read {}", self.suite_path.display()))?;
+        Ok(Suite::from_toml_str(&text, &self.suite_path.display().to_string())?)
+    }
+
+    /// The suite, which must exist (commands that run benchmarks).
+    pub fn suite_required(&self) -> Result<Suite> {
+        if !self.suite_path.exists() {
+            bail!("{} not found: run `perfarena init` to write one (or pass --suite FILE)", self.suite_path.display());
+        }
+        self.suite()
+    }
+
+    pub fn store(&self) -> Result<Store> {
+        Ok(Store::open(&self.state_dir)?)
+    }
+
+    /// The repository under test, when the suite names a local one.
+    pub fn repo(&self, suite: &Suite) -> Result<Option<GitRepo>> {
+        if !suite.repo.url.is_empty() {
+            bail!(
+                "repo.url = {:?}: clone it and set repo.path to the clone (perfarena works on a local clone)",
+                suite.repo.url
+            );
+        }
+        if suite.repo.path.is_empty() {
+            return Ok(None);
+        }
+        let base = self.suite_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let path = base.join(&suite.repo.path);
+        if !path.exists() {
+            bail!("{}: repo.path {:?} does not exist ({})", self.suite_path.display(), suite.repo.path, path.display());
+        }
+        Ok(Some(GitRepo::open(&path)?))
+    }
+}
+
+/// The current time, RFC 3339, UTC.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
