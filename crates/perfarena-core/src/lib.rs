@@ -8,6 +8,7 @@ pub mod analysis;
 pub mod attempt;
 pub mod events;
 pub mod ids;
+pub mod images;
 pub mod import;
 pub mod parse;
 pub mod patch;
@@ -15,6 +16,7 @@ pub mod stats;
 pub mod suite;
 pub mod task;
 pub mod template;
+pub mod triage;
 
 pub use attempt::{AttemptRecord, AttemptStatus, FailureClass, FailureKind, Provenance};
 pub use ids::{CandidateName, CommitId, IdError, RunId, VariantKind};

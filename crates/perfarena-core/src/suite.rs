@@ -33,6 +33,13 @@ pub struct Suite {
     pub bench: BenchConfig,
     pub metric: MetricConfig,
     pub stats: StatsSection,
+    pub triage: TriageSection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageSection {
+    pub rules: Vec<crate::triage::SignatureRule>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -218,6 +225,10 @@ impl Suite {
         ] {
             crate::template::check(template, crate::template::COMMAND_VARS)
                 .map_err(|e| field(template_path, e.to_string()))?;
+        }
+        if let Err(e) = crate::triage::Triage::new(&self.triage.rules) {
+            let idx = self.triage.rules.iter().position(|r| r.id == e.id).unwrap_or(0);
+            return Err(field(&format!("triage.rules[{idx}].pattern"), e.to_string()));
         }
         for prefix in self.build.overrides.keys() {
             crate::ids::CommitId::parse(prefix)

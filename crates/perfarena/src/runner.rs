@@ -17,6 +17,7 @@ use perfarena_core::events::{Event, EventSink};
 use perfarena_core::parse::{parse_log, FormatChoice};
 use perfarena_core::stats::{interleaved_order, needs_more_rounds, AdaptiveRepeats, RoundsDecision, StatsConfig};
 use perfarena_core::template;
+use perfarena_core::triage::Triage;
 use perfarena_core::{AttemptRecord, AttemptStatus, CandidateName, CommitId, RunId, Suite, Task, VariantKind};
 use perfarena_store::{AttemptFilter, RunRecord, Store};
 
@@ -129,6 +130,7 @@ pub struct Runner<'a> {
     pub events: &'a dyn EventSink,
     pub cancel: CancelToken,
     pub state_dir: PathBuf,
+    pub triage: Triage,
 }
 
 /// How a run ended.
@@ -188,6 +190,8 @@ impl Runner<'_> {
                             record.log_dir = failure.log.as_ref().map(|l| self.relative(l));
                             record.backend = self.backend.kind().as_str().into();
                             record.metadata = serde_json::json!({"stage": "prepare"});
+                            let log = failure.log.as_ref().map(|l| read_lossy(l)).unwrap_or_default();
+                            record.failure = self.triage.classify_attempt(record.status, &record.message, &[&log]);
                             self.record(&record, None)?;
                             *recorded += 1;
                             failed.insert(variant.clone());
@@ -393,7 +397,7 @@ impl Runner<'_> {
             record.metadata["oom_killed"] = serde_json::json!(true);
         }
         if record.status == AttemptStatus::Ok {
-            let text = std::fs::read(&outcome.client_log).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+            let text = read_lossy(&outcome.client_log);
             let choice = match self.suite.metric.parser.as_str() {
                 "auto" => FormatChoice::Auto,
                 name => FormatChoice::Named(name.to_string()),
@@ -417,6 +421,11 @@ impl Runner<'_> {
                 }
             }
         }
+        if record.status != AttemptStatus::Ok {
+            let server = outcome.server_log.as_deref().map(read_lossy).unwrap_or_default();
+            let client = read_lossy(&outcome.client_log);
+            record.failure = self.triage.classify_attempt(record.status, &record.message, &[&server, &client]);
+        }
         Ok(record)
     }
 
@@ -434,6 +443,11 @@ impl Runner<'_> {
         });
         Ok(())
     }
+}
+
+/// A log file as text (empty when unreadable), without failing on non-UTF-8 bytes.
+pub fn read_lossy(path: &Path) -> String {
+    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
 }
 
 fn is_cancelled(err: &anyhow::Error) -> bool {

@@ -107,7 +107,16 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     let sink = ProgressSink::new(plan.initial_attempts().max(done), done, args.json);
     sink.println(&format!("run {run_id}: {} task(s), {} attempt(s) planned, {done} already recorded", plan.tasks.len(), plan.initial_attempts()));
     let tasks = store.tasks()?;
-    let mut runner = Runner { suite: &suite, store: &mut store, backend: backend.as_ref(), events: &sink, cancel: cancel.clone(), state_dir: ctx.state_dir.clone() };
+    let triage = perfarena_core::triage::Triage::new(&suite.triage.rules)?;
+    let mut runner = Runner {
+        suite: &suite,
+        store: &mut store,
+        backend: backend.as_ref(),
+        events: &sink,
+        cancel: cancel.clone(),
+        state_dir: ctx.state_dir.clone(),
+        triage,
+    };
     let result = runner.execute(&run_id, &plan, &tasks);
     sink.finish();
     let outcome = match result {
