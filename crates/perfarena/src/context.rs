@@ -9,7 +9,6 @@ use perfarena_core::Suite;
 use perfarena_store::Store;
 
 pub struct Ctx {
-    pub dir: PathBuf,
     pub suite_path: PathBuf,
     pub state_dir: PathBuf,
 }
@@ -20,7 +19,7 @@ impl Ctx {
             Some(path) => path.to_path_buf(),
             None => dir.join("perfarena.toml"),
         };
-        Ctx { dir: dir.to_path_buf(), suite_path, state_dir: dir.join(".perfarena") }
+        Ctx { suite_path, state_dir: dir.join(".perfarena") }
     }
 
     /// The suite: the user's file over the defaults; the defaults alone when there is no file.

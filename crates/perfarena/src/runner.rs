@@ -131,12 +131,16 @@ pub struct Runner<'a> {
     pub cancel: CancelToken,
     pub state_dir: PathBuf,
     pub triage: Triage,
+    /// Attempts running at once (`--parallel`): tasks are spread over this many workers, each
+    /// keeping its task's interleaved order.
+    pub parallel: usize,
+    /// GPU slots (device ids); worker `i` runs every attempt on slot `i`, so no GPU is shared.
+    pub gpu_slots: Vec<Vec<String>>,
 }
 
 /// How a run ended.
 #[derive(Debug)]
 pub struct RunOutcome {
-    pub run_id: String,
     pub recorded: usize,
     pub interrupted: bool,
 }
@@ -148,21 +152,92 @@ impl Runner<'_> {
         if swept > 0 {
             self.events.emit(Event::Message { text: format!("removed {swept} orphaned process group(s)/container(s) of earlier runs") });
         }
+        if self.parallel > 1 {
+            return self.execute_parallel(run_id, plan, tasks);
+        }
         let mut recorded = 0;
         for task in tasks.iter().filter(|t| plan.tasks.contains(&t.commit)) {
             match self.run_task(run_id, plan, task, &mut recorded) {
                 Ok(()) => {}
-                Err(e) if is_cancelled(&e) => return Ok(RunOutcome { run_id: run_id.into(), recorded, interrupted: true }),
+                Err(e) if is_cancelled(&e) => return Ok(RunOutcome { recorded, interrupted: true }),
                 Err(e) => return Err(e),
             }
         }
-        Ok(RunOutcome { run_id: run_id.into(), recorded, interrupted: false })
+        Ok(RunOutcome { recorded, interrupted: false })
+    }
+
+    /// `--parallel N`: N workers, each with its own store connection and GPU slot, take tasks
+    /// from a shared queue. A fatal error in one worker stops the others (their attempts in
+    /// flight are torn down, not recorded, and rerun on resume).
+    fn execute_parallel(&mut self, run_id: &str, plan: &RunPlan, tasks: &[Task]) -> Result<RunOutcome> {
+        let queue: std::sync::Mutex<Vec<&Task>> =
+            std::sync::Mutex::new(tasks.iter().filter(|t| plan.tasks.contains(&t.commit)).rev().collect());
+        let workers = self.parallel.min(queue.lock().map(|q| q.len()).unwrap_or(1)).max(1);
+        let results: Vec<Result<(usize, bool)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|worker_idx| {
+                    let queue = &queue;
+                    let (suite, backend, events, cancel, state_dir, triage) =
+                        (self.suite, self.backend, self.events, self.cancel.clone(), self.state_dir.clone(), self.triage.clone());
+                    let slot = self.gpu_slots.get(worker_idx).cloned();
+                    scope.spawn(move || -> Result<(usize, bool)> {
+                        let mut store = Store::open(&state_dir)?;
+                        let mut worker = Runner {
+                            suite,
+                            store: &mut store,
+                            backend,
+                            events,
+                            cancel: cancel.clone(),
+                            state_dir,
+                            triage,
+                            parallel: 1,
+                            gpu_slots: slot.into_iter().collect(),
+                        };
+                        let mut recorded = 0;
+                        loop {
+                            let Some(task) = queue.lock().ok().and_then(|mut q| q.pop()) else { return Ok((recorded, false)) };
+                            match worker.run_task(run_id, plan, task, &mut recorded) {
+                                Ok(()) => {}
+                                Err(e) if is_cancelled(&e) => return Ok((recorded, true)),
+                                Err(e) => {
+                                    cancel.cancel();
+                                    return Err(e);
+                                }
+                            }
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a runner worker panicked")))).collect()
+        });
+        let mut recorded = 0;
+        let mut interrupted = false;
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok((n, cancelled)) => {
+                    recorded += n;
+                    interrupted |= cancelled;
+                }
+                Err(e) => first_error = first_error.or(Some(e)),
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(RunOutcome { run_id: run_id.into(), recorded, interrupted }),
+        }
     }
 
     fn run_task(&mut self, run_id: &str, plan: &RunPlan, task: &Task, recorded: &mut usize) -> Result<()> {
         let variants = plan.variants(&task.commit);
         let existing = self.store.attempts(&AttemptFilter { run_id: Some(run_id.into()), task: Some(task.commit.clone()), variant: None })?;
-        let mut done: BTreeSet<(VariantKind, u32)> = existing.iter().map(|a| (a.variant.clone(), a.round_idx)).collect();
+        // An attempt cut short by a fatal backend error (daemon gone, disk full) stays recorded
+        // but does not count as done: resume reruns its round.
+        let mut done: BTreeSet<(VariantKind, u32)> = existing
+            .iter()
+            .filter(|a| a.metadata.get("rerun_on_resume").and_then(|v| v.as_bool()) != Some(true))
+            .map(|a| (a.variant.clone(), a.round_idx))
+            .collect();
         let mut failed: BTreeSet<VariantKind> =
             existing.iter().filter(|a| a.metadata.get("stage").and_then(|s| s.as_str()) == Some("prepare")).map(|a| a.variant.clone()).collect();
         let max_rounds = plan.warmup + plan.repeats.max_rounds();
@@ -202,7 +277,16 @@ impl Runner<'_> {
                     }
                     let p = &prepared[variant];
                     let record = self.attempt(run_id, plan, task, variant, round, p)?;
-                    self.record(&record, Some(&self.suite.metric.primary))?;
+                    let stops_run = record.metadata.get("rerun_on_resume").and_then(|v| v.as_bool()) == Some(true);
+                    if let Err(e) = self.record(&record, Some(&self.suite.metric.primary)) {
+                        if stops_run {
+                            bail!("{} (and the attempt could not be recorded: {e:#})", record.message);
+                        }
+                        return Err(e);
+                    }
+                    if stops_run {
+                        bail!("{}", record.message);
+                    }
                     *recorded += 1;
                     done.insert((variant.clone(), round));
                 }
@@ -271,8 +355,11 @@ impl Runner<'_> {
             run_id: RunId(run_id.into()),
             task: task.clone(),
             variant: variant.clone(),
+            image: match self.backend.kind() {
+                perfarena_backend::BackendKind::Local => None,
+                _ => perfarena_core::images::image_ref(&self.suite.images, task, variant, patch.as_ref().map(|p| p.sha256.as_str())).ok(),
+            },
             patch,
-            image: None,
             setup,
             setup_timeout: Duration::from_secs(self.suite.bench.setup_timeout_s),
             env: self.env(),
@@ -376,6 +463,7 @@ impl Runner<'_> {
             timeout: Duration::from_secs(self.suite.bench.timeout_s),
             kill_grace: Duration::from_secs(self.suite.bench.kill_grace_s),
             cancel: self.cancel.clone(),
+            gpus: self.gpu_slots.first().cloned().unwrap_or_default(),
         };
         let outcome = match self.backend.run(&spec, prepared, self.events) {
             Ok(outcome) => outcome,
@@ -383,6 +471,10 @@ impl Runner<'_> {
             Err(e) => {
                 record.status = AttemptStatus::InfraError;
                 record.message = e.to_string();
+                record.failure = self.triage.classify_attempt(record.status, &record.message, &[]);
+                if e.stops_run() {
+                    record.metadata["rerun_on_resume"] = serde_json::json!(true);
+                }
                 return Ok(record);
             }
         };

@@ -13,7 +13,6 @@ static TOY: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../examples/toy-
 /// What `create` wrote.
 pub struct ToyProject {
     pub dir: PathBuf,
-    pub repo: PathBuf,
     pub tasks_file: PathBuf,
     /// `(name, patch file)` for each candidate.
     pub candidates: Vec<(String, PathBuf)>,
@@ -97,8 +96,9 @@ pub fn create(dir: &Path) -> Result<ToyProject> {
         }
     }
     candidates.sort();
-    // The task: the last commit (the human optimisation), its parent resolved by git.
-    let (human, subject) = commits.last().context("toy history is empty")?;
+    // The task: the prefix-cache commit (the human optimisation), its parent resolved by git.
+    // Later steps are commits for image-build tests (an OOM-prone kernel, a broken build).
+    let (human, subject) = commits.iter().find(|(_, message)| message.starts_with("perf: prefix cache")).context("toy history has no prefix-cache commit")?;
     let tasks_file = dir.join("tasks.jsonl");
     let row = serde_json::json!({
         "commit_hash": human,
@@ -111,5 +111,5 @@ pub fn create(dir: &Path) -> Result<ToyProject> {
         "files_changed": ["toyllm/engine.py"],
     });
     std::fs::write(&tasks_file, format!("{row}\n"))?;
-    Ok(ToyProject { dir: dir.to_path_buf(), repo, tasks_file, candidates })
+    Ok(ToyProject { dir: dir.to_path_buf(), tasks_file, candidates })
 }
