@@ -42,7 +42,15 @@ pub fn compare_family(
 ) -> Vec<Comparison> {
     let mut out: Vec<Comparison> = pairs
         .iter()
-        .map(|pair| compare_at(pair.control, pair.treatment, direction, cfg, Adjustment::None))
+        .map(|pair| {
+            compare_at(
+                pair.control,
+                pair.treatment,
+                direction,
+                cfg,
+                Adjustment::None,
+            )
+        })
         .collect();
     if cfg.validate().is_err() {
         return out;
@@ -63,7 +71,11 @@ pub fn compare_family(
     order.sort_by(|&a, &b| p_values[a].total_cmp(&p_values[b]).then(a.cmp(&b)));
     let rejected = adjusted.iter().filter(|&&p| p <= alpha).count();
     for (rank, &member) in order.iter().enumerate() {
-        let divisor = if rank < rejected { family - rank } else { family - rejected };
+        let divisor = if rank < rejected {
+            family - rank
+        } else {
+            family - rejected
+        };
         let level = 1.0 - alpha / divisor as f64;
         let (idx, _) = tested[member];
         let pair = pairs[idx];
@@ -72,7 +84,10 @@ pub fn compare_family(
             pair.treatment,
             direction,
             &cfg.with_confidence(level),
-            Adjustment::Holm { p_adjusted: adjusted[member], family },
+            Adjustment::Holm {
+                p_adjusted: adjusted[member],
+                family,
+            },
         );
     }
     out
@@ -257,11 +272,14 @@ fn bootstrap(
     }
     let mut rng = seeded(seed);
     let mut resample_mean = |side: &[f64]| {
-        let total: f64 = (0..side.len()).map(|_| side[rng.random_range(0..side.len())]).sum();
+        let total: f64 = (0..side.len())
+            .map(|_| side[rng.random_range(0..side.len())])
+            .sum();
         total / side.len() as f64
     };
-    let mut diffs: Vec<f64> =
-        (0..resamples).map(|_| -resample_mean(first) + resample_mean(second)).collect();
+    let mut diffs: Vec<f64> = (0..resamples)
+        .map(|_| -resample_mean(first) + resample_mean(second))
+        .collect();
     diffs.sort_by(f64::total_cmp);
     let alpha = 1.0 - confidence;
     let at_or_below = diffs.iter().filter(|&&diff| diff <= 0.0).count();
@@ -280,7 +298,11 @@ fn bootstrap(
 
 /// The degenerate interval when neither side varies: the difference is known exactly.
 fn point_interval(estimate: f64, scale: f64) -> Interval {
-    let estimate = if estimate.abs() <= 1e-12 * scale { 0.0 } else { estimate };
+    let estimate = if estimate.abs() <= 1e-12 * scale {
+        0.0
+    } else {
+        estimate
+    };
     Interval {
         estimate,
         low: estimate,
@@ -328,7 +350,11 @@ pub(crate) fn format_level(value: f64) -> String {
 }
 
 fn format_p(p: f64) -> String {
-    if p < 0.0001 { "<0.0001".to_string() } else { format!("{p:.4}") }
+    if p < 0.0001 {
+        "<0.0001".to_string()
+    } else {
+        format!("{p:.4}")
+    }
 }
 
 pub(crate) fn mean(values: &[f64]) -> f64 {
@@ -353,7 +379,11 @@ pub(crate) fn median(values: &[f64]) -> Option<f64> {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let mid = sorted.len() / 2;
-    Some(if sorted.len() % 2 == 0 { (sorted[mid - 1] + sorted[mid]) / 2.0 } else { sorted[mid] })
+    Some(if sorted.len().is_multiple_of(2) {
+        (sorted[mid - 1] + sorted[mid]) / 2.0
+    } else {
+        sorted[mid]
+    })
 }
 
 /// Linear-interpolation quantile (type 7) of sorted values; `q` in [0, 1].
@@ -387,7 +417,10 @@ mod tests {
     fn welch_matches_hand_computation_equal_variances() {
         let control = exp_all(&[1.0, 2.0, 3.0, 4.0, 5.0]);
         let treatment = exp_all(&[3.0, 4.0, 5.0, 6.0, 7.0]);
-        let cfg = StatsConfig { delta: 0.02, ..StatsConfig::default() };
+        let cfg = StatsConfig {
+            delta: 0.02,
+            ..StatsConfig::default()
+        };
         let comparison = compare(&control, &treatment, Direction::Higher, &cfg);
         close(comparison.ratio.unwrap().ln(), 2.0, 1e-12);
         close(comparison.std_error.unwrap(), 1.0, 1e-12);
@@ -406,7 +439,12 @@ mod tests {
     fn welch_matches_hand_computation_unequal_variances() {
         let control = exp_all(&[1.0, 2.0, 3.0, 4.0, 5.0]);
         let treatment = exp_all(&[2.0, 4.0, 6.0, 8.0, 10.0]);
-        let comparison = compare(&control, &treatment, Direction::Higher, &StatsConfig::default());
+        let comparison = compare(
+            &control,
+            &treatment,
+            Direction::Higher,
+            &StatsConfig::default(),
+        );
         close(comparison.std_error.unwrap(), 2.5f64.sqrt(), 1e-12);
         close(comparison.df.unwrap(), 6.25 / 1.0625, 1e-9);
         // t(0.975, 5.882) lies between t(0.975, 6) = 2.447 and t(0.975, 5) = 2.571.
@@ -420,30 +458,58 @@ mod tests {
     fn lower_is_better_inverts_the_ratio() {
         let control = [100.0, 101.0, 99.0, 100.5, 99.5];
         let treatment = [90.0, 91.0, 89.0, 90.5, 89.5];
-        let higher = compare(&control, &treatment, Direction::Higher, &StatsConfig::default());
-        let lower = compare(&control, &treatment, Direction::Lower, &StatsConfig::default());
+        let higher = compare(
+            &control,
+            &treatment,
+            Direction::Higher,
+            &StatsConfig::default(),
+        );
+        let lower = compare(
+            &control,
+            &treatment,
+            Direction::Lower,
+            &StatsConfig::default(),
+        );
         assert_eq!(higher.verdict, Verdict::Worse);
         assert_eq!(lower.verdict, Verdict::Better);
         close(higher.ratio.unwrap() * lower.ratio.unwrap(), 1.0, 1e-12);
         close(higher.ci_low.unwrap() * lower.ci_high.unwrap(), 1.0, 1e-12);
         close(higher.p_value.unwrap(), lower.p_value.unwrap(), 1e-12);
-        assert!(lower.explanation.starts_with("better: +11.1%"), "{}", lower.explanation);
+        assert!(
+            lower.explanation.starts_with("better: +11.1%"),
+            "{}",
+            lower.explanation
+        );
     }
 
     #[test]
     fn tight_interval_inside_delta_is_equivalent() {
         let control = [100.0, 100.2, 99.8, 100.1, 99.9, 100.0];
         let treatment = [100.3, 100.5, 100.1, 100.4, 100.2, 100.3];
-        let comparison = compare(&control, &treatment, Direction::Higher, &StatsConfig::default());
+        let comparison = compare(
+            &control,
+            &treatment,
+            Direction::Higher,
+            &StatsConfig::default(),
+        );
         // Significant (+0.3 %) but far smaller than δ = 2 %: equivalent, not better.
         assert!(comparison.p_value.unwrap() < 0.05);
         assert_eq!(comparison.verdict, Verdict::Equivalent);
-        assert!(comparison.explanation.contains("inside ±2%"), "{}", comparison.explanation);
+        assert!(
+            comparison.explanation.contains("inside ±2%"),
+            "{}",
+            comparison.explanation
+        );
     }
 
     #[test]
     fn one_run_is_never_enough() {
-        let comparison = compare(&[100.0], &[150.0], Direction::Higher, &StatsConfig::default());
+        let comparison = compare(
+            &[100.0],
+            &[150.0],
+            Direction::Higher,
+            &StatsConfig::default(),
+        );
         assert_eq!(comparison.verdict, Verdict::Inconclusive);
         assert!(comparison.explanation.contains("one run is never enough"));
         close(comparison.ratio.unwrap(), 1.5, 1e-12);
@@ -460,9 +526,18 @@ mod tests {
         let cfg = StatsConfig::default();
         let zero = compare(&[1.0, 0.0], &[1.0, 2.0], Direction::Higher, &cfg);
         assert_eq!(zero.verdict, Verdict::Inconclusive);
-        assert!(zero.explanation.contains("control sample 0 is not positive"), "{}", zero.explanation);
+        assert!(
+            zero.explanation
+                .contains("control sample 0 is not positive"),
+            "{}",
+            zero.explanation
+        );
         let negative = compare(&[1.0, 2.0], &[-1.0, 2.0], Direction::Lower, &cfg);
-        assert!(negative.explanation.contains("treatment sample -1 is not positive"));
+        assert!(
+            negative
+                .explanation
+                .contains("treatment sample -1 is not positive")
+        );
         let nan = compare(&[1.0, f64::NAN], &[1.0, 2.0], Direction::Higher, &cfg);
         assert!(nan.explanation.contains("not a finite number"));
         assert_eq!(nan.median_control, None);
@@ -486,18 +561,30 @@ mod tests {
 
     #[test]
     fn invalid_config_is_reported_not_panicked() {
-        let cfg = StatsConfig { confidence: 1.5, ..StatsConfig::default() };
+        let cfg = StatsConfig {
+            confidence: 1.5,
+            ..StatsConfig::default()
+        };
         let comparison = compare(&[1.0, 2.0], &[1.0, 2.0], Direction::Higher, &cfg);
         assert_eq!(comparison.verdict, Verdict::Inconclusive);
-        assert!(comparison.explanation.contains("confidence must lie strictly between 0 and 1"));
+        assert!(
+            comparison
+                .explanation
+                .contains("confidence must lie strictly between 0 and 1")
+        );
     }
 
     #[test]
     fn bootstrap_agrees_with_welch_on_clear_cases_and_is_seeded() {
-        let control = [100.0, 102.0, 98.0, 101.0, 99.0, 100.5, 99.5, 100.0, 101.5, 98.5];
+        let control = [
+            100.0, 102.0, 98.0, 101.0, 99.0, 100.5, 99.5, 100.0, 101.5, 98.5,
+        ];
         let treatment: Vec<f64> = control.iter().map(|value| value * 1.10).collect();
         let cfg = StatsConfig {
-            method: Method::Bootstrap { resamples: 2000, seed: 11 },
+            method: Method::Bootstrap {
+                resamples: 2000,
+                seed: 11,
+            },
             ..StatsConfig::default()
         };
         let first = compare(&control, &treatment, Direction::Higher, &cfg);
@@ -507,7 +594,12 @@ mod tests {
         assert_eq!(first.method, MethodName::Bootstrap);
         assert_eq!(first.df, None);
         close(first.ratio.unwrap(), 1.10, 1e-9);
-        let welch = compare(&control, &treatment, Direction::Higher, &StatsConfig::default());
+        let welch = compare(
+            &control,
+            &treatment,
+            Direction::Higher,
+            &StatsConfig::default(),
+        );
         // The percentile interval of the same data is a little narrower than Welch's at n = 10.
         assert!(first.ci_low.unwrap() >= welch.ci_low.unwrap() - 0.005);
         assert!(first.ci_high.unwrap() <= welch.ci_high.unwrap() + 0.005);
@@ -521,10 +613,22 @@ mod tests {
         let human: Vec<f64> = baseline.iter().map(|value| value * 1.08).collect();
         let candidate = [100.4, 99.0, 101.2, 100.0, 99.4, 100.8];
         let pairs = [
-            SamplePair { control: &baseline, treatment: &human },
-            SamplePair { control: &baseline, treatment: &candidate },
-            SamplePair { control: &human, treatment: &candidate },
-            SamplePair { control: &baseline, treatment: &[100.0] },
+            SamplePair {
+                control: &baseline,
+                treatment: &human,
+            },
+            SamplePair {
+                control: &baseline,
+                treatment: &candidate,
+            },
+            SamplePair {
+                control: &human,
+                treatment: &candidate,
+            },
+            SamplePair {
+                control: &baseline,
+                treatment: &[100.0],
+            },
         ];
         let cfg = StatsConfig::default();
         let family = compare_family(&pairs, Direction::Higher, &cfg);
@@ -540,7 +644,11 @@ mod tests {
         for idx in 0..3 {
             close(family[idx].p_adjusted.unwrap(), adjusted[idx], 1e-12);
             assert_eq!(family[idx].p_value, alone[idx].p_value);
-            assert!(family[idx].explanation.contains("Holm p="), "{}", family[idx].explanation);
+            assert!(
+                family[idx].explanation.contains("Holm p="),
+                "{}",
+                family[idx].explanation
+            );
         }
         assert_eq!(family[0].verdict, Verdict::Better);
         assert_eq!(family[2].verdict, Verdict::Worse);
@@ -567,9 +675,15 @@ mod tests {
             .collect();
         let pairs: Vec<SamplePair<'_>> = pairs_data
             .iter()
-            .map(|treatment| SamplePair { control: &control, treatment })
+            .map(|treatment| SamplePair {
+                control: &control,
+                treatment,
+            })
             .collect();
-        let cfg = StatsConfig { delta: 0.0, ..StatsConfig::default() };
+        let cfg = StatsConfig {
+            delta: 0.0,
+            ..StatsConfig::default()
+        };
         for comparison in compare_family(&pairs, Direction::Higher, &cfg) {
             let significant = comparison.p_adjusted.unwrap() <= 0.05;
             let excludes_one = comparison.ci_low.unwrap() > 1.0;

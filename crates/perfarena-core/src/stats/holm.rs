@@ -8,8 +8,10 @@
 /// treated as 1 (nothing learned) so that it can never make another comparison significant.
 pub fn holm(p_values: &[f64]) -> Vec<f64> {
     let family = p_values.len();
-    let clean: Vec<f64> =
-        p_values.iter().map(|&p| if p.is_nan() { 1.0 } else { p.clamp(0.0, 1.0) }).collect();
+    let clean: Vec<f64> = p_values
+        .iter()
+        .map(|&p| if p.is_nan() { 1.0 } else { p.clamp(0.0, 1.0) })
+        .collect();
     let mut order: Vec<usize> = (0..family).collect();
     order.sort_by(|&a, &b| clean[a].total_cmp(&clean[b]).then(a.cmp(&b)));
     let mut adjusted = vec![0.0; family];
@@ -30,7 +32,10 @@ mod tests {
         let adjusted = holm(p_values);
         assert_eq!(adjusted.len(), expected.len());
         for (got, want) in adjusted.iter().zip(expected) {
-            assert!((got - want).abs() < 1e-12, "holm({p_values:?}) = {adjusted:?}, expected {expected:?}");
+            assert!(
+                (got - want).abs() < 1e-12,
+                "holm({p_values:?}) = {adjusted:?}, expected {expected:?}"
+            );
         }
     }
 
@@ -44,7 +49,10 @@ mod tests {
     #[test]
     fn step_down_stops_where_a_test_fails() {
         let adjusted = holm(&[0.001, 0.011, 0.02, 0.04, 0.2]);
-        check(&[0.001, 0.011, 0.02, 0.04, 0.2], &[0.005, 0.044, 0.06, 0.08, 0.2]);
+        check(
+            &[0.001, 0.011, 0.02, 0.04, 0.2],
+            &[0.005, 0.044, 0.06, 0.08, 0.2],
+        );
         let rejected: Vec<bool> = adjusted.iter().map(|&p| p <= 0.05).collect();
         assert_eq!(rejected, [true, true, false, false, false]);
     }

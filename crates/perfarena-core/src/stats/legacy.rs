@@ -17,8 +17,8 @@ pub fn legacy_verdict(
     threshold_pct: f64,
 ) -> Verdict {
     let usable = |value: f64| value.is_finite() && value > 0.0;
-    if !usable(control) || !usable(treatment) || !(threshold_pct.is_finite() && threshold_pct >= 0.0)
-    {
+    let valid_threshold = threshold_pct.is_finite() && threshold_pct >= 0.0;
+    if !(usable(control) && usable(treatment) && valid_threshold) {
         return Verdict::Inconclusive;
     }
     let change_pct = match direction {
@@ -60,14 +60,29 @@ mod tests {
 
     #[test]
     fn unusable_inputs_are_inconclusive() {
-        assert_eq!(legacy_verdict(0.0, 1.0, Direction::Higher, 2.0), Verdict::Inconclusive);
-        assert_eq!(legacy_verdict(1.0, f64::NAN, Direction::Higher, 2.0), Verdict::Inconclusive);
-        assert_eq!(legacy_verdict(1.0, 1.0, Direction::Higher, -1.0), Verdict::Inconclusive);
+        assert_eq!(
+            legacy_verdict(0.0, 1.0, Direction::Higher, 2.0),
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            legacy_verdict(1.0, f64::NAN, Direction::Higher, 2.0),
+            Verdict::Inconclusive
+        );
+        assert_eq!(
+            legacy_verdict(1.0, 1.0, Direction::Higher, -1.0),
+            Verdict::Inconclusive
+        );
     }
 
     #[test]
     fn zero_threshold_calls_every_difference() {
-        assert_eq!(legacy_verdict(100.0, 100.001, Direction::Higher, 0.0), Verdict::Better);
-        assert_eq!(legacy_verdict(100.0, 100.0, Direction::Higher, 0.0), Verdict::Equivalent);
+        assert_eq!(
+            legacy_verdict(100.0, 100.001, Direction::Higher, 0.0),
+            Verdict::Better
+        );
+        assert_eq!(
+            legacy_verdict(100.0, 100.0, Direction::Higher, 0.0),
+            Verdict::Equivalent
+        );
     }
 }

@@ -126,7 +126,11 @@ pub struct StatsConfig {
 
 impl Default for StatsConfig {
     fn default() -> Self {
-        StatsConfig { confidence: 0.95, delta: 0.02, method: Method::Welch }
+        StatsConfig {
+            confidence: 0.95,
+            delta: 0.02,
+            method: Method::Welch,
+        }
     }
 }
 
@@ -153,7 +157,10 @@ impl StatsConfig {
 
     /// The same settings at another confidence level.
     pub fn with_confidence(&self, confidence: f64) -> StatsConfig {
-        StatsConfig { confidence, ..*self }
+        StatsConfig {
+            confidence,
+            ..*self
+        }
     }
 }
 

@@ -17,8 +17,16 @@ pub const DEFAULT_NOISE_MULTIPLIER: f64 = 1.0;
 /// measured and `floor` is returned. A negative or non-finite `floor` counts as 0, and so does
 /// a negative or non-finite `multiplier`.
 pub fn noise_delta(baseline_samples: &[f64], floor: f64, multiplier: f64) -> f64 {
-    let floor = if floor.is_finite() { floor.max(0.0) } else { 0.0 };
-    let multiplier = if multiplier.is_finite() { multiplier.max(0.0) } else { 0.0 };
+    let floor = if floor.is_finite() {
+        floor.max(0.0)
+    } else {
+        0.0
+    };
+    let multiplier = if multiplier.is_finite() {
+        multiplier.max(0.0)
+    } else {
+        0.0
+    };
     let logs: Vec<f64> = baseline_samples
         .iter()
         .filter(|value| value.is_finite() && **value > 0.0)

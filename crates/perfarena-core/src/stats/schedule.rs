@@ -50,14 +50,21 @@ pub struct AdaptiveRepeats {
 
 impl Default for AdaptiveRepeats {
     fn default() -> Self {
-        AdaptiveRepeats { min_rounds: 5, max_rounds: 20, futility_margin: 0.5 }
+        AdaptiveRepeats {
+            min_rounds: 5,
+            max_rounds: 20,
+            futility_margin: 0.5,
+        }
     }
 }
 
 impl AdaptiveRepeats {
     pub fn validate(&self) -> Result<(), StatsError> {
         if self.min_rounds < 2 || self.max_rounds < self.min_rounds {
-            return Err(StatsError::Rounds { min: self.min_rounds, max: self.max_rounds });
+            return Err(StatsError::Rounds {
+                min: self.min_rounds,
+                max: self.max_rounds,
+            });
         }
         if self.futility_margin.is_nan() || self.futility_margin < 0.0 {
             return Err(StatsError::FutilityMargin(self.futility_margin));
@@ -127,18 +134,31 @@ pub fn needs_more_rounds(
     plan: &AdaptiveRepeats,
 ) -> RoundsDecision {
     if rounds_done < plan.min_rounds {
-        return RoundsDecision::Continue { until_round: plan.min_rounds };
+        return RoundsDecision::Continue {
+            until_round: plan.min_rounds,
+        };
     }
-    let open: Vec<&Comparison> =
-        comparisons.iter().filter(|c| c.verdict == Verdict::Inconclusive).collect();
+    let open: Vec<&Comparison> = comparisons
+        .iter()
+        .filter(|c| c.verdict == Verdict::Inconclusive)
+        .collect();
     if open.is_empty() {
-        return RoundsDecision::Stop { reason: StopReason::Conclusive };
+        return RoundsDecision::Stop {
+            reason: StopReason::Conclusive,
+        };
     }
     let Some(until_round) = plan.next_look(rounds_done) else {
-        return RoundsDecision::Stop { reason: StopReason::MaxRounds };
+        return RoundsDecision::Stop {
+            reason: StopReason::MaxRounds,
+        };
     };
-    if open.iter().all(|comparison| is_futile(comparison, rounds_done, plan)) {
-        return RoundsDecision::Stop { reason: StopReason::Futile };
+    if open
+        .iter()
+        .all(|comparison| is_futile(comparison, rounds_done, plan))
+    {
+        return RoundsDecision::Stop {
+            reason: StopReason::Futile,
+        };
     }
     RoundsDecision::Continue { until_round }
 }
@@ -220,7 +240,10 @@ mod tests {
     #[test]
     fn degenerate_schedules() {
         assert!(interleaved_order(3, 0, 1).is_empty());
-        assert_eq!(interleaved_order(0, 2, 1), vec![Vec::<usize>::new(), Vec::new()]);
+        assert_eq!(
+            interleaved_order(0, 2, 1),
+            vec![Vec::<usize>::new(), Vec::new()]
+        );
     }
 
     #[test]
@@ -232,7 +255,11 @@ mod tests {
 
     #[test]
     fn looks_double_up_to_the_maximum() {
-        let plan = |min, max| AdaptiveRepeats { min_rounds: min, max_rounds: max, ..Default::default() };
+        let plan = |min, max| AdaptiveRepeats {
+            min_rounds: min,
+            max_rounds: max,
+            ..Default::default()
+        };
         assert_eq!(plan(5, 20).looks(), [5, 10, 20]);
         assert_eq!(plan(5, 5).looks(), [5]);
         assert_eq!(plan(3, 10).looks(), [3, 6, 10]);
@@ -246,17 +273,32 @@ mod tests {
     #[test]
     fn plan_validation() {
         assert!(AdaptiveRepeats::default().validate().is_ok());
-        let bad = AdaptiveRepeats { min_rounds: 1, ..Default::default() };
+        let bad = AdaptiveRepeats {
+            min_rounds: 1,
+            ..Default::default()
+        };
         assert_eq!(bad.validate(), Err(StatsError::Rounds { min: 1, max: 20 }));
-        let inverted = AdaptiveRepeats { min_rounds: 10, max_rounds: 5, ..Default::default() };
+        let inverted = AdaptiveRepeats {
+            min_rounds: 10,
+            max_rounds: 5,
+            ..Default::default()
+        };
         assert!(inverted.validate().is_err());
-        let margin = AdaptiveRepeats { futility_margin: -1.0, ..Default::default() };
+        let margin = AdaptiveRepeats {
+            futility_margin: -1.0,
+            ..Default::default()
+        };
         assert!(margin.validate().is_err());
     }
 
     fn look(control: &[f64], treatment: &[f64]) -> Comparison {
         let plan = AdaptiveRepeats::default();
-        compare(control, treatment, Direction::Higher, &plan.stats_config(&StatsConfig::default()))
+        compare(
+            control,
+            treatment,
+            Direction::Higher,
+            &plan.stats_config(&StatsConfig::default()),
+        )
     }
 
     #[test]
@@ -277,7 +319,9 @@ mod tests {
         assert_eq!(clear.verdict, Verdict::Better);
         assert_eq!(
             needs_more_rounds(&[clear], 5, &plan),
-            RoundsDecision::Stop { reason: StopReason::Conclusive }
+            RoundsDecision::Stop {
+                reason: StopReason::Conclusive
+            }
         );
     }
 
@@ -295,7 +339,9 @@ mod tests {
         );
         assert_eq!(
             needs_more_rounds(&[open], 20, &plan),
-            RoundsDecision::Stop { reason: StopReason::MaxRounds }
+            RoundsDecision::Stop {
+                reason: StopReason::MaxRounds
+            }
         );
     }
 
@@ -309,9 +355,14 @@ mod tests {
         assert_eq!(open.verdict, Verdict::Inconclusive);
         assert_eq!(
             needs_more_rounds(std::slice::from_ref(&open), 5, &plan),
-            RoundsDecision::Stop { reason: StopReason::Futile }
+            RoundsDecision::Stop {
+                reason: StopReason::Futile
+            }
         );
-        let never = AdaptiveRepeats { futility_margin: f64::INFINITY, ..plan };
+        let never = AdaptiveRepeats {
+            futility_margin: f64::INFINITY,
+            ..plan
+        };
         assert_eq!(
             needs_more_rounds(&[open], 5, &never),
             RoundsDecision::Continue { until_round: 10 }

@@ -34,7 +34,10 @@ impl Scenario {
             format!("A/A cv {cv}%")
         } else {
             let sign = if self.true_change > 0.0 { "+" } else { "-" };
-            format!("{sign}{}% cv {cv}%", format_level(self.true_change.abs() * 100.0))
+            format!(
+                "{sign}{}% cv {cv}%",
+                format_level(self.true_change.abs() * 100.0)
+            )
         }
     }
 
@@ -74,8 +77,11 @@ pub enum SelftestMethod {
 }
 
 impl SelftestMethod {
-    pub const ALL: [SelftestMethod; 3] =
-        [SelftestMethod::Perfarena, SelftestMethod::LegacySingleRun, SelftestMethod::FixedRounds];
+    pub const ALL: [SelftestMethod; 3] = [
+        SelftestMethod::Perfarena,
+        SelftestMethod::LegacySingleRun,
+        SelftestMethod::FixedRounds,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -150,7 +156,10 @@ impl SelftestConfig {
                 self.adaptive.min_rounds, self.adaptive.max_rounds
             ),
             SelftestMethod::LegacySingleRun => {
-                format!("legacy (1 run, ±{}%)", format_level(self.legacy_threshold_pct))
+                format!(
+                    "legacy (1 run, ±{}%)",
+                    format_level(self.legacy_threshold_pct)
+                )
             }
             SelftestMethod::FixedRounds => format!("fixed ({} runs, welch)", self.fixed_rounds),
         }
@@ -224,7 +233,11 @@ pub fn selftest(cfg: &SelftestConfig) -> Result<SelftestReport, StatsError> {
     for (scenario_idx, scenario) in cfg.scenarios.iter().enumerate() {
         let mut tallies = [Tally::default(), Tally::default(), Tally::default()];
         for trial in 0..cfg.trials {
-            let data = Trial::generate(cfg, scenario, mix_seed(&[cfg.seed, scenario_idx as u64, trial as u64]));
+            let data = Trial::generate(
+                cfg,
+                scenario,
+                mix_seed(&[cfg.seed, scenario_idx as u64, trial as u64]),
+            );
             for (tally, method) in tallies.iter_mut().zip(SelftestMethod::ALL) {
                 let (verdict, attempts) = data.judge(cfg, method);
                 tally.add(verdict, attempts);
@@ -251,14 +264,18 @@ pub fn selftest(cfg: &SelftestConfig) -> Result<SelftestReport, StatsError> {
 /// a true ±5 % change at 3 % CV detected in ≥ 90 % of trials; mean attempts over all
 /// scenarios ≤ 50 % of the fixed rule's. A target whose scenarios are absent is not checked.
 fn targets(rows: &[SelftestRow]) -> Vec<TargetCheck> {
-    let ours: Vec<&SelftestRow> =
-        rows.iter().filter(|row| row.method == SelftestMethod::Perfarena).collect();
+    let ours: Vec<&SelftestRow> = rows
+        .iter()
+        .filter(|row| row.method == SelftestMethod::Perfarena)
+        .collect();
     let mut checks = Vec::new();
     let null_false = ours
         .iter()
         .filter(|row| row.true_change_pct == 0.0)
         .map(|row| row.false_verdict_rate)
-        .fold(None, |worst: Option<f64>, rate| Some(worst.map_or(rate, |w| w.max(rate))));
+        .fold(None, |worst: Option<f64>, rate| {
+            Some(worst.map_or(rate, |w| w.max(rate)))
+        });
     if let Some(observed) = null_false {
         checks.push(TargetCheck {
             name: "A/A false verdict rate (worst CV)".to_string(),
@@ -269,9 +286,13 @@ fn targets(rows: &[SelftestRow]) -> Vec<TargetCheck> {
     }
     let power = ours
         .iter()
-        .filter(|row| (row.true_change_pct.abs() - 5.0).abs() < 1e-9 && (row.cv_pct - 3.0).abs() < 1e-9)
+        .filter(|row| {
+            (row.true_change_pct.abs() - 5.0).abs() < 1e-9 && (row.cv_pct - 3.0).abs() < 1e-9
+        })
         .filter_map(|row| row.power)
-        .fold(None, |worst: Option<f64>, rate| Some(worst.map_or(rate, |w| w.min(rate))));
+        .fold(None, |worst: Option<f64>, rate| {
+            Some(worst.map_or(rate, |w| w.min(rate)))
+        });
     if let Some(observed) = power {
         checks.push(TargetCheck {
             name: "power for a true 5% change at 3% CV (worst sign)".to_string(),
@@ -281,8 +302,11 @@ fn targets(rows: &[SelftestRow]) -> Vec<TargetCheck> {
         });
     }
     let mean_of = |method: SelftestMethod| {
-        let chosen: Vec<f64> =
-            rows.iter().filter(|row| row.method == method).map(|row| row.mean_attempts).collect();
+        let chosen: Vec<f64> = rows
+            .iter()
+            .filter(|row| row.method == method)
+            .map(|row| row.mean_attempts)
+            .collect();
         chosen.iter().sum::<f64>() / chosen.len().max(1) as f64
     };
     let fixed = mean_of(SelftestMethod::FixedRounds);
@@ -310,7 +334,8 @@ impl Trial {
         // Log-normal with mean 1 and the scenario's CV: σ² = ln(1 + cv²), μ = −σ²/2.
         let sigma = scenario.cv.powi(2).ln_1p().sqrt();
         let mut rng = seeded(seed);
-        let mut draw = |scale: f64| scale * (sigma * standard_normal(&mut rng) - sigma * sigma / 2.0).exp();
+        let mut draw =
+            |scale: f64| scale * (sigma * standard_normal(&mut rng) - sigma * sigma / 2.0).exp();
         let mut control = Vec::with_capacity(rounds);
         let mut treatment = Vec::with_capacity(rounds);
         for _ in 0..rounds {
@@ -324,20 +349,39 @@ impl Trial {
     fn judge(&self, cfg: &SelftestConfig, method: SelftestMethod) -> (Verdict, usize) {
         match method {
             SelftestMethod::LegacySingleRun => (
-                legacy_verdict(self.control[0], self.treatment[0], Direction::Higher, cfg.legacy_threshold_pct),
+                legacy_verdict(
+                    self.control[0],
+                    self.treatment[0],
+                    Direction::Higher,
+                    cfg.legacy_threshold_pct,
+                ),
                 1,
             ),
             SelftestMethod::FixedRounds => {
                 let rounds = cfg.fixed_rounds;
-                let comparison = compare(&self.control[..rounds], &self.treatment[..rounds], Direction::Higher, &cfg.stats);
+                let comparison = compare(
+                    &self.control[..rounds],
+                    &self.treatment[..rounds],
+                    Direction::Higher,
+                    &cfg.stats,
+                );
                 (comparison.verdict, rounds)
             }
             SelftestMethod::Perfarena => {
                 let look_cfg = cfg.adaptive.stats_config(&cfg.stats);
                 let mut rounds = cfg.adaptive.min_rounds;
                 loop {
-                    let comparison = compare(&self.control[..rounds], &self.treatment[..rounds], Direction::Higher, &look_cfg);
-                    match needs_more_rounds(std::slice::from_ref(&comparison), rounds, &cfg.adaptive) {
+                    let comparison = compare(
+                        &self.control[..rounds],
+                        &self.treatment[..rounds],
+                        Direction::Higher,
+                        &look_cfg,
+                    );
+                    match needs_more_rounds(
+                        std::slice::from_ref(&comparison),
+                        rounds,
+                        &cfg.adaptive,
+                    ) {
                         RoundsDecision::Continue { until_round } => rounds = until_round,
                         RoundsDecision::Stop { .. } => return (comparison.verdict, rounds),
                     }
@@ -367,7 +411,12 @@ impl Tally {
         self.attempts += attempts;
     }
 
-    fn row(&self, cfg: &SelftestConfig, scenario: &Scenario, method: SelftestMethod) -> SelftestRow {
+    fn row(
+        &self,
+        cfg: &SelftestConfig,
+        scenario: &Scenario,
+        method: SelftestMethod,
+    ) -> SelftestRow {
         let trials = self.better + self.worse + self.equivalent + self.inconclusive;
         let rate = |count: usize| count as f64 / trials as f64;
         let (false_verdicts, power) = match scenario.correct_direction() {
@@ -398,7 +447,11 @@ mod tests {
     use super::*;
 
     fn reduced(trials: usize) -> SelftestConfig {
-        SelftestConfig { trials, seed: 2024, ..SelftestConfig::default() }
+        SelftestConfig {
+            trials,
+            seed: 2024,
+            ..SelftestConfig::default()
+        }
     }
 
     /// The targets with margin, on a reduced number of trials (fast in debug builds).
@@ -408,7 +461,12 @@ mod tests {
         assert!(report.passed, "{:#?}", report.targets);
         assert_eq!(report.targets.len(), 3);
         let observed = |name: &str| {
-            report.targets.iter().find(|t| t.name.starts_with(name)).map(|t| t.observed).unwrap()
+            report
+                .targets
+                .iter()
+                .find(|t| t.name.starts_with(name))
+                .map(|t| t.observed)
+                .unwrap()
         };
         assert!(observed("A/A false") <= 0.045, "{:#?}", report.targets);
         assert!(observed("power") >= 0.93, "{:#?}", report.targets);
@@ -417,12 +475,20 @@ mod tests {
 
     #[test]
     fn legacy_rule_shows_why_it_is_replaced() {
-        let cfg = SelftestConfig { scenarios: vec![Scenario { true_change: 0.0, cv: 0.03 }], ..reduced(400) };
+        let cfg = SelftestConfig {
+            scenarios: vec![Scenario {
+                true_change: 0.0,
+                cv: 0.03,
+            }],
+            ..reduced(400)
+        };
         let report = selftest(&cfg).unwrap();
         let legacy_aa_cv3 = report
             .rows
             .iter()
-            .find(|row| row.method == SelftestMethod::LegacySingleRun && row.scenario == "A/A cv 3%")
+            .find(|row| {
+                row.method == SelftestMethod::LegacySingleRun && row.scenario == "A/A cv 3%"
+            })
             .unwrap();
         // One run each at 3 % CV: the ±2 % band is crossed by noise in most trials.
         assert!(legacy_aa_cv3.false_verdict_rate > 0.4, "{legacy_aa_cv3:?}");
@@ -450,45 +516,69 @@ mod tests {
 
     #[test]
     fn seeded_and_reproducible() {
-        let cfg = SelftestConfig { scenarios: vec![Scenario { true_change: 0.05, cv: 0.03 }], ..reduced(30) };
+        let cfg = SelftestConfig {
+            scenarios: vec![Scenario {
+                true_change: 0.05,
+                cv: 0.03,
+            }],
+            ..reduced(30)
+        };
         assert_eq!(selftest(&cfg).unwrap(), selftest(&cfg).unwrap());
-        let other = SelftestConfig { seed: 1, ..cfg.clone() };
+        let other = SelftestConfig {
+            seed: 1,
+            ..cfg.clone()
+        };
         assert_ne!(selftest(&cfg).unwrap().rows, selftest(&other).unwrap().rows);
     }
 
     #[test]
     fn invalid_settings_are_errors() {
         assert_eq!(selftest(&reduced(0)), Err(StatsError::NoTrials));
-        let no_scenarios = SelftestConfig { scenarios: vec![], ..reduced(1) };
+        let no_scenarios = SelftestConfig {
+            scenarios: vec![],
+            ..reduced(1)
+        };
         assert_eq!(selftest(&no_scenarios), Err(StatsError::NoScenarios));
-        let bad_cv = SelftestConfig { scenarios: vec![Scenario { true_change: 0.0, cv: 0.0 }], ..reduced(1) };
+        let bad_cv = SelftestConfig {
+            scenarios: vec![Scenario {
+                true_change: 0.0,
+                cv: 0.0,
+            }],
+            ..reduced(1)
+        };
         assert!(matches!(selftest(&bad_cv), Err(StatsError::ScenarioCv(_))));
-        let bad_fixed = SelftestConfig { fixed_rounds: 1, ..reduced(1) };
+        let bad_fixed = SelftestConfig {
+            fixed_rounds: 1,
+            ..reduced(1)
+        };
         assert_eq!(selftest(&bad_fixed), Err(StatsError::FixedRounds(1)));
     }
 
     #[test]
     fn scenario_names() {
-        assert_eq!(Scenario { true_change: 0.0, cv: 0.03 }.name(), "A/A cv 3%");
-        assert_eq!(Scenario { true_change: 0.05, cv: 0.01 }.name(), "+5% cv 1%");
-        assert_eq!(Scenario { true_change: -0.05, cv: 0.08 }.name(), "-5% cv 8%");
-    }
-}
-
-#[cfg(test)]
-mod scratch {
-    use super::*;
-    #[test]
-    fn scratch_print() {
-        let env = |k: &str, d: f64| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
-        let mut cfg = SelftestConfig { trials: env("T", 10000.0) as usize, ..SelftestConfig::default() };
-        cfg.adaptive.futility_margin = env("FM", 0.5);
-        cfg.adaptive.min_rounds = env("MIN", 5.0) as usize;
-        cfg.seed = env("SEED", 5.0) as u64;
-        let r = selftest(&cfg).unwrap();
-        for row in &r.rows {
-            println!("{:12} {:28} b={:.3} w={:.3} e={:.3} i={:.3} false={:.4} pow={:?} att={:.2}", row.scenario, row.method_label, row.better, row.worse, row.equivalent, row.inconclusive, row.false_verdict_rate, row.power.map(|p| (p*1000.0).round()/1000.0), row.mean_attempts);
-        }
-        println!("{:#?}", r.targets);
+        assert_eq!(
+            Scenario {
+                true_change: 0.0,
+                cv: 0.03
+            }
+            .name(),
+            "A/A cv 3%"
+        );
+        assert_eq!(
+            Scenario {
+                true_change: 0.05,
+                cv: 0.01
+            }
+            .name(),
+            "+5% cv 1%"
+        );
+        assert_eq!(
+            Scenario {
+                true_change: -0.05,
+                cv: 0.08
+            }
+            .name(),
+            "-5% cv 8%"
+        );
     }
 }
