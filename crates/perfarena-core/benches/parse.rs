@@ -5,8 +5,8 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use perfarena_core::parse::{parse_log, CustomPattern, FormatChoice};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use perfarena_core::parse::{CustomPattern, FormatChoice, parse_log};
 
 const TARGET_BYTES: usize = 100 * 1024 * 1024;
 
@@ -24,7 +24,10 @@ fn table(throughput: f64) -> String {
     ] {
         text += &format!("{label:<40} {value:<10}\n");
     }
-    for (header, name) in [("Time to First Token", "TTFT"), ("Inter-token Latency", "ITL")] {
+    for (header, name) in [
+        ("Time to First Token", "TTFT"),
+        ("Inter-token Latency", "ITL"),
+    ] {
         text += &format!("{header:-^50}\n");
         for stat in ["Mean", "Median", "P99"] {
             text += &format!("{:<40} {:<10.2}\n", format!("{stat} {name} (ms):"), 51.2);
@@ -49,17 +52,23 @@ fn noisy_log() -> String {
             step % 60
         );
         log += "\x1b[32mINFO\x1b[0m:     127.0.0.1:53210 - \"POST /v1/completions HTTP/1.1\" \x1b[32m200 OK\x1b[0m\n";
-        if step % 4 == 0 {
+        if step.is_multiple_of(4) {
             log += "INFO 05-12 10:21:35 [loggers.py:116] Engine 000: Avg prompt throughput: 5120.3 tokens/s, Avg generation throughput: 812.4 tokens/s, Running: 64 reqs, Waiting: 0 reqs, GPU KV cache usage: 12.5%, Prefix cache hit rate: 0.0%\n";
         }
-        if step % 16 == 0 {
+        if step.is_multiple_of(16) {
             let done = step % 1000;
             for i in 0..8 {
-                log += &format!("\r{:3}%|{:<10}| {}/1000 [00:{:02}<01:00,  4.10it/s]", (done + i) / 10, "#".repeat((done + i) / 100), done + i, i);
+                log += &format!(
+                    "\r{:3}%|{:<10}| {}/1000 [00:{:02}<01:00,  4.10it/s]",
+                    (done + i) / 10,
+                    "#".repeat((done + i) / 100),
+                    done + i,
+                    i
+                );
             }
             log += "\n";
         }
-        if step % 64 == 0 {
+        if step.is_multiple_of(64) {
             log += "\x1b[33mWARNING\x1b[0m 05-12 10:21:36 [scheduler.py:1754] Sequence group 12 is preempted by PreemptionMode.RECOMPUTE mode because there is not enough KV cache space. total_num_cumulative_preemption=1\n";
         }
     }
@@ -70,10 +79,14 @@ fn noisy_log() -> String {
 fn bench_parse(c: &mut Criterion) {
     let log = noisy_log();
     let mut group = c.benchmark_group("parse");
-    group.sample_size(10).measurement_time(Duration::from_secs(20)).throughput(Throughput::Bytes(log.len() as u64));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(20))
+        .throughput(Throughput::Bytes(log.len() as u64));
     group.bench_function("auto_100MB_noisy_log", |b| {
         b.iter(|| {
-            let parsed = parse_log(black_box(&log), &FormatChoice::Auto, &[]).expect("the log has a result");
+            let parsed =
+                parse_log(black_box(&log), &FormatChoice::Auto, &[]).expect("the log has a result");
             assert_eq!(parsed.warnings, vec!["two result blocks; used the last"]);
             parsed
         })
@@ -82,9 +95,14 @@ fn bench_parse(c: &mut Criterion) {
         let choice = FormatChoice::Named("vllm-serving-table".into());
         b.iter(|| parse_log(black_box(&log), &choice, &[]).expect("the log has a result"))
     });
-    let custom = [CustomPattern { regex: r"^Total input tokens:\s+(?P<input_tokens>\d+)".into(), units: Default::default() }];
+    let custom = [CustomPattern {
+        regex: r"^Total input tokens:\s+(?P<input_tokens>\d+)".into(),
+        units: Default::default(),
+    }];
     group.bench_function("auto_with_custom_pattern_100MB_noisy_log", |b| {
-        b.iter(|| parse_log(black_box(&log), &FormatChoice::Auto, &custom).expect("the log has a result"))
+        b.iter(|| {
+            parse_log(black_box(&log), &FormatChoice::Auto, &custom).expect("the log has a result")
+        })
     });
     group.finish();
 }

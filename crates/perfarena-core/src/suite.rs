@@ -34,12 +34,49 @@ pub struct Suite {
     pub metric: MetricConfig,
     pub stats: StatsSection,
     pub triage: TriageSection,
+    pub slurm: SlurmSection,
+    pub docker: crate::suite_docker::DockerSection,
+    pub secrets: crate::suite_docker::SecretsSection,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TriageSection {
     pub rules: Vec<crate::triage::SignatureRule>,
+}
+
+/// The `slurm` backend: job resources, the launcher and the shared log directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmSection {
+    pub launcher: SlurmLauncher,
+    pub partition: String,
+    pub account: String,
+    pub qos: String,
+    pub gpus: u32,
+    pub gpu_type: String,
+    pub cpus: u32,
+    pub mem: String,
+    pub time_limit: String,
+    pub log_dir: String,
+    pub same_node: bool,
+    pub array_limit: u32,
+    pub image: String,
+    pub mounts: Vec<String>,
+    pub launcher_args: Vec<String>,
+    pub sbatch_args: Vec<String>,
+    pub prologue: String,
+    pub poll_interval_ms: u64,
+}
+
+/// How an attempt's commands run on a Slurm node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlurmLauncher {
+    Plain,
+    Docker,
+    Pyxis,
+    Apptainer,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,6 +119,9 @@ pub struct BuildConfig {
     pub min_free_disk_gib: f64,
     pub min_max_jobs: u32,
     pub rebuild_globs: Vec<String>,
+    /// The compile step a candidate image reruns (in `repo.source_dir`) when its patch touches
+    /// `rebuild_globs`.
+    pub rebuild_command: String,
     pub args: BTreeMap<String, String>,
     pub overrides: BTreeMap<String, BuildOverride>,
 }
@@ -114,6 +154,8 @@ pub struct BenchConfig {
     pub repeats: u32,
     pub warmup: u32,
     pub kill_grace_s: u64,
+    /// Per-era overrides of the commands (`[[bench.eras]]`, see `eras.rs`).
+    pub eras: Vec<crate::eras::Era>,
     pub env: BTreeMap<String, String>,
     pub readiness: Readiness,
 }
@@ -209,6 +251,12 @@ impl Suite {
                 return Err(field(&format!("metric.custom[{idx}].regex"), format!("invalid regex: {e}")));
             }
         }
+        if let Err(e) = crate::parse::validate_custom_patterns(&self.metric.custom) {
+            return Err(field("metric.custom", e.to_string()));
+        }
+        if let Err(e) = crate::parse::FormatChoice::from_name(&self.metric.parser) {
+            return Err(field("metric.parser", e.to_string()));
+        }
         for (template_path, template) in [
             ("images.baseline", &self.images.baseline),
             ("images.human", &self.images.human),
@@ -226,6 +274,8 @@ impl Suite {
             crate::template::check(template, crate::template::COMMAND_VARS)
                 .map_err(|e| field(template_path, e.to_string()))?;
         }
+        crate::eras::validate(&self.bench.eras).map_err(|(path, message)| field(&path, message))?;
+        crate::suite_docker::validate(&self.docker, &self.secrets).map_err(|(path, message)| field(&path, message))?;
         if let Err(e) = crate::triage::Triage::new(&self.triage.rules) {
             let idx = self.triage.rules.iter().position(|r| r.id == e.id).unwrap_or(0);
             return Err(field(&format!("triage.rules[{idx}].pattern"), e.to_string()));
@@ -352,6 +402,8 @@ mod tests {
         assert!(err.contains("metric.custom[0].regex"), "{err}");
         let err = Suite::from_toml_str("[build.overrides.zzz]\nmax_jobs = 1\n", "a.toml").unwrap_err().to_string();
         assert!(err.contains("build.overrides.zzz"), "{err}");
+        let err = Suite::from_toml_str("[metric]\nparser = \"vllm-serving-tabel\"\n", "a.toml").unwrap_err().to_string();
+        assert!(err.contains("a.toml:2") && err.contains("metric.parser"), "{err}");
         let err = Suite::from_toml_str("[bench\n", "a.toml").unwrap_err().to_string();
         assert!(err.starts_with("a.toml: invalid TOML"), "{err}");
     }

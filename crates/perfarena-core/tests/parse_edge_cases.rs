@@ -2,7 +2,8 @@
 //! named formats, custom patterns and the JSON shape of metric values.
 
 use perfarena_core::parse::{
-    parse_log, validate_custom_patterns, CustomPattern, FormatChoice, MetricValue, ParseError, ParsedMetrics, FORMATS,
+    CustomPattern, FORMATS, FormatChoice, MetricValue, ParseError, ParsedMetrics, parse_log,
+    validate_custom_patterns,
 };
 
 fn auto(text: &str) -> Result<ParsedMetrics, ParseError> {
@@ -14,7 +15,11 @@ fn named(text: &str, format: &str) -> Result<ParsedMetrics, ParseError> {
 }
 
 fn number(parsed: &ParsedMetrics, key: &str) -> Option<f64> {
-    parsed.flatten().into_iter().find(|(name, _)| name == key).map(|(_, value)| value)
+    parsed
+        .flatten()
+        .into_iter()
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value)
 }
 
 fn row(label: &str, value: &str) -> String {
@@ -44,22 +49,37 @@ fn a_table_without_its_closing_line_is_no_result() {
     let error = auto(&table("4.00", false)).unwrap_err();
     assert_eq!(error.format(), Some("vllm-serving-table"));
     let message = error.to_string();
-    assert!(message.contains("at line 1 has no closing `=` line"), "{message}");
+    assert!(
+        message.contains("at line 1 has no closing `=` line"),
+        "{message}"
+    );
 }
 
 #[test]
 fn a_crash_inside_the_table_is_no_result_and_names_the_exception() {
     let error = auto(&format!("{}{CRASH}", table("4.00", false))).unwrap_err();
-    let ParseError::NoResult { crash, missing, .. } = &error else { panic!("{error:?}") };
-    assert_eq!(crash.as_deref(), Some("ModuleNotFoundError: No module named 'vllm._C'"));
-    assert!(missing.contains("interrupted by a python traceback"), "{missing}");
+    let ParseError::NoResult { crash, missing, .. } = &error else {
+        panic!("{error:?}")
+    };
+    assert_eq!(
+        crash.as_deref(),
+        Some("ModuleNotFoundError: No module named 'vllm._C'")
+    );
+    assert!(
+        missing.contains("interrupted by a python traceback"),
+        "{missing}"
+    );
 }
 
 #[test]
 fn a_crash_before_any_output_is_no_result() {
     let error = auto(&format!("INFO starting\n{CRASH}")).unwrap_err();
     assert_eq!(error.format(), None);
-    assert!(error.to_string().ends_with("python traceback: ModuleNotFoundError: No module named 'vllm._C'"));
+    assert!(
+        error
+            .to_string()
+            .ends_with("python traceback: ModuleNotFoundError: No module named 'vllm._C'")
+    );
 }
 
 #[test]
@@ -95,23 +115,36 @@ fn zero_successful_requests_is_a_result_with_a_warning() {
     let text = table("0.00", true).replace("10        ", "0         ");
     let parsed = auto(&text).unwrap();
     assert_eq!(number(&parsed, "successful_requests"), Some(0.0));
-    assert!(parsed.warnings.contains(&"zero successful requests".to_string()));
+    assert!(
+        parsed
+            .warnings
+            .contains(&"zero successful requests".to_string())
+    );
 }
 
 #[test]
 fn nan_and_inf_become_null_with_a_warning() {
-    let text = table("4.00", true).replace("30.00     ", "nan       ").replace("12.00     ", "inf       ");
+    let text = table("4.00", true)
+        .replace("30.00     ", "nan       ")
+        .replace("12.00     ", "inf       ");
     let parsed = auto(&text).unwrap();
-    let Some(MetricValue::Group(ttft)) = parsed.metrics.get("ttft_ms") else { panic!() };
+    let Some(MetricValue::Group(ttft)) = parsed.metrics.get("ttft_ms") else {
+        panic!()
+    };
     assert_eq!(ttft.get("p99"), Some(&None));
     assert_eq!(ttft.get("mean"), Some(&None));
-    assert_eq!(parsed.warnings, vec!["2 values are nan or inf; reported as null: ttft_ms.mean, ttft_ms.p99"]);
+    assert_eq!(
+        parsed.warnings,
+        vec!["2 values are nan or inf; reported as null: ttft_ms.mean, ttft_ms.p99"]
+    );
 }
 
 #[test]
 fn noise_inside_and_around_the_table_is_ignored() {
     let clean = table("4.00", true);
-    let mut noisy = String::from("\u{feff}\x1b[32mINFO\x1b[0m 01-01 server.py:1] Avg prompt throughput: 9.9 tokens/s\n");
+    let mut noisy = String::from(
+        "\u{feff}\x1b[32mINFO\x1b[0m 01-01 server.py:1] Avg prompt throughput: 9.9 tokens/s\n",
+    );
     for (index, line) in clean.lines().enumerate() {
         // tqdm redraws, ANSI colours, CR-LF endings, and a log line in the middle of the table
         noisy += &format!(" 50%|#####     | 5/10\r\x1b[1m{line}\x1b[0m\r\n");
@@ -125,9 +158,15 @@ fn noise_inside_and_around_the_table_is_ignored() {
 
 #[test]
 fn vllm_and_sglang_tables_are_told_apart() {
-    let sglang = table("4.00", true).replace("Successful requests:", "Backend:                                 sglang\nSuccessful requests:");
+    let sglang = table("4.00", true).replace(
+        "Successful requests:",
+        "Backend:                                 sglang\nSuccessful requests:",
+    );
     assert_eq!(auto(&sglang).unwrap().format, "sglang-serving-table");
-    assert_eq!(auto(&table("4.00", true)).unwrap().format, "vllm-serving-table");
+    assert_eq!(
+        auto(&table("4.00", true)).unwrap().format,
+        "vllm-serving-table"
+    );
 }
 
 #[test]
@@ -135,7 +174,10 @@ fn other_complete_results_are_mentioned() {
     let text = format!("Avg latency: 1.5 seconds\n{}", table("4.00", true));
     let parsed = auto(&text).unwrap();
     assert_eq!(parsed.format, "vllm-serving-table");
-    assert_eq!(parsed.warnings, vec!["also found a vllm-latency result; pass --format to choose"]);
+    assert_eq!(
+        parsed.warnings,
+        vec!["also found a vllm-latency result; pass --format to choose"]
+    );
     let latency = named(&text, "vllm-latency").unwrap();
     assert_eq!(number(&latency, "latency_s.avg"), Some(1.5));
 }
@@ -143,7 +185,10 @@ fn other_complete_results_are_mentioned() {
 #[test]
 fn a_named_format_that_is_absent_is_an_error() {
     let error = named(&table("4.00", true), "sglang-one-batch").unwrap_err();
-    assert_eq!(error.to_string(), "no complete sglang-one-batch result: no benchmark run found");
+    assert_eq!(
+        error.to_string(),
+        "no complete sglang-one-batch result: no benchmark run found"
+    );
     let error = named("x", "vllm-serving-json").unwrap_err();
     assert!(matches!(error, ParseError::InvalidJson { .. }), "{error:?}");
 }
@@ -151,10 +196,15 @@ fn a_named_format_that_is_absent_is_an_error() {
 #[test]
 fn unknown_format_names_are_rejected() {
     let error = named("x", "vllm-serving-tabel").unwrap_err();
-    assert!(error.to_string().starts_with("unknown format `vllm-serving-tabel`; known formats: auto, vllm-serving-table"));
+    assert!(error.to_string().starts_with(
+        "unknown format `vllm-serving-tabel`; known formats: auto, vllm-serving-table"
+    ));
     assert!(FormatChoice::from_name("auto").is_ok());
     for format in FORMATS {
-        assert_eq!(FormatChoice::from_name(format), Ok(FormatChoice::Named((*format).to_string())));
+        assert_eq!(
+            FormatChoice::from_name(format),
+            Ok(FormatChoice::Named((*format).to_string()))
+        );
     }
 }
 
@@ -187,10 +237,25 @@ fn two_v0_3_blocks_in_a_row_stay_apart() {
 fn one_batch_runs_before_benchmark_are_warm_up() {
     let run = "Prefill. latency: 0.40000 s, throughput:  10000.00 token/s\nDecode.  median latency: 0.01000 s, median throughput:    400.00 token/s\nTotal. latency:  1.000 s, throughput:   4000.00 token/s\n";
     let error = auto(&format!("Warmup ...\n{run}")).unwrap_err();
-    assert!(error.to_string().contains("`Benchmark ...` never started"), "{error}");
-    let error = auto(&format!("Warmup ...\n{run}Benchmark ...\nPrefill. latency: 0.3 s, throughput: 1.0 token/s\n{CRASH}")).unwrap_err();
-    assert!(error.to_string().contains("printed `Prefill.` but no `Total.` line"), "{error}");
-    let parsed = auto(&format!("Warmup ...\n{run}Benchmark ...\n{}", run.replace("1.000 s", "2.000 s"))).unwrap();
+    assert!(
+        error.to_string().contains("`Benchmark ...` never started"),
+        "{error}"
+    );
+    let error = auto(&format!(
+        "Warmup ...\n{run}Benchmark ...\nPrefill. latency: 0.3 s, throughput: 1.0 token/s\n{CRASH}"
+    ))
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("printed `Prefill.` but no `Total.` line"),
+        "{error}"
+    );
+    let parsed = auto(&format!(
+        "Warmup ...\n{run}Benchmark ...\n{}",
+        run.replace("1.000 s", "2.000 s")
+    ))
+    .unwrap();
     assert_eq!(number(&parsed, "total_latency_s"), Some(2.0));
     assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
 }
@@ -198,10 +263,15 @@ fn one_batch_runs_before_benchmark_are_warm_up() {
 #[test]
 fn json_results_need_their_key_metric() {
     let error = auto(r#"{"completed": 10, "duration": 2.5}"#).unwrap_err();
-    assert_eq!(error.to_string(), "no complete vllm-serving-json result: the JSON result lacks request_throughput_rps");
+    assert_eq!(
+        error.to_string(),
+        "no complete vllm-serving-json result: the JSON result lacks request_throughput_rps"
+    );
     let error = auto(r#"{"completed": 10, "#).unwrap_err();
     assert!(matches!(error, ParseError::InvalidJson { .. }), "{error:?}");
-    let parsed = auto(r#"{"request_inthroughput": 3.5, "completed": 10, "request_goodput:": null}"#).unwrap();
+    let parsed =
+        auto(r#"{"request_inthroughput": 3.5, "completed": 10, "request_goodput:": null}"#)
+            .unwrap();
     assert_eq!(number(&parsed, "request_throughput_rps"), Some(3.5));
     assert!(!parsed.metrics.contains_key("request_goodput_rps"));
 }
@@ -221,18 +291,35 @@ fn custom_metrics_join_a_built_in_result() {
 
 #[test]
 fn custom_metrics_do_not_rescue_a_cut_off_table() {
-    let custom = [CustomPattern { regex: r"Mean TTFT \(ms\):\s+(?P<ttft_ms__mean>\S+)".into(), units: Default::default() }];
+    let custom = [CustomPattern {
+        regex: r"Mean TTFT \(ms\):\s+(?P<ttft_ms__mean>\S+)".into(),
+        units: Default::default(),
+    }];
     let error = parse_log(&table("4.00", false), &FormatChoice::Auto, &custom).unwrap_err();
     assert_eq!(error.format(), Some("vllm-serving-table"));
 }
 
 #[test]
 fn custom_only_and_its_errors() {
-    let custom = [CustomPattern { regex: r"took (?P<latency_s>\S+) s".into(), units: Default::default() }];
-    let parsed = parse_log("took 1.25 s\n", &FormatChoice::Named("custom".into()), &custom).unwrap();
-    assert_eq!((parsed.format.as_str(), number(&parsed, "latency_s")), ("custom", Some(1.25)));
+    let custom = [CustomPattern {
+        regex: r"took (?P<latency_s>\S+) s".into(),
+        units: Default::default(),
+    }];
+    let parsed = parse_log(
+        "took 1.25 s\n",
+        &FormatChoice::Named("custom".into()),
+        &custom,
+    )
+    .unwrap();
+    assert_eq!(
+        (parsed.format.as_str(), number(&parsed, "latency_s")),
+        ("custom", Some(1.25))
+    );
     let error = parse_log("nothing\n", &FormatChoice::Auto, &custom).unwrap_err();
-    assert_eq!(error.to_string(), "no complete custom result: no custom metric pattern matched");
+    assert_eq!(
+        error.to_string(),
+        "no complete custom result: no custom metric pattern matched"
+    );
     let parsed = parse_log("took fast s\ntook 2 s\n", &FormatChoice::Auto, &custom).unwrap();
     assert_eq!(number(&parsed, "latency_s"), Some(2.0));
     let error = parse_log("took x s\n", &FormatChoice::Auto, &custom).unwrap_err();
@@ -250,8 +337,14 @@ fn custom_patterns_are_validated_up_front() {
         error.to_string(),
         "custom pattern #1 (`took (?P<latency_s>\\S+) s`): `units` names `latency_ms`, which is not a capture of the pattern"
     );
-    let bad_regex = [CustomPattern { regex: "(?P<x>".into(), units: Default::default() }];
-    assert!(matches!(validate_custom_patterns(&bad_regex), Err(ParseError::InvalidCustomPattern { index: 1, .. })));
+    let bad_regex = [CustomPattern {
+        regex: "(?P<x>".into(),
+        units: Default::default(),
+    }];
+    assert!(matches!(
+        validate_custom_patterns(&bad_regex),
+        Err(ParseError::InvalidCustomPattern { index: 1, .. })
+    ));
     let error = parse_log("x", &FormatChoice::Auto, &bad_regex).unwrap_err();
     assert!(matches!(error, ParseError::InvalidCustomPattern { .. }));
     let unknown_field = toml::from_str::<CustomPattern>("regex = 'a'\nunit = {}\n");
@@ -265,7 +358,8 @@ fn metric_values_serialize_whole_numbers_as_integers() {
     assert_eq!(json["successful_requests"], serde_json::json!(10));
     assert_eq!(json["duration_s"], serde_json::json!(2.5));
     assert_eq!(json["ttft_ms"], serde_json::json!({"mean": 12, "p99": 30}));
-    let back: std::collections::BTreeMap<String, MetricValue> = serde_json::from_value(json).unwrap();
+    let back: std::collections::BTreeMap<String, MetricValue> =
+        serde_json::from_value(json).unwrap();
     assert_eq!(back, parsed.metrics);
 }
 
@@ -274,5 +368,40 @@ fn flatten_skips_nulls() {
     let text = table("nan", true);
     let parsed = auto(&text).unwrap();
     let keys: Vec<String> = parsed.flatten().into_iter().map(|(key, _)| key).collect();
-    assert_eq!(keys, vec!["duration_s", "successful_requests", "ttft_ms.mean", "ttft_ms.p99"]);
+    assert_eq!(
+        keys,
+        vec![
+            "duration_s",
+            "successful_requests",
+            "ttft_ms.mean",
+            "ttft_ms.p99"
+        ]
+    );
+}
+
+#[test]
+fn a_log_prefix_on_every_table_line_is_stripped() {
+    let clean = auto(&table("4.00", true)).unwrap();
+    let compose: String = table("4.00", true)
+        .lines()
+        .map(|line| format!("client-1  | {line}\n"))
+        .collect();
+    assert_eq!(auto(&compose).unwrap(), clean);
+    let timestamped: String = table("4.00", true)
+        .lines()
+        .enumerate()
+        .map(|(index, line)| {
+            format!(
+                "2025-05-12T10:21:{:02}.{:09}Z {line}\n",
+                index * 7 % 60,
+                index * 123_457
+            )
+        })
+        .collect();
+    assert_eq!(auto(&timestamped).unwrap(), clean);
+    let cut: String = table("4.00", false)
+        .lines()
+        .map(|line| format!("client-1  | {line}\n"))
+        .collect();
+    assert!(auto(&format!("{cut}client-1  | {}\n", "-".repeat(50))).is_err());
 }

@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use perfarena_core::parse::{parse_log, CustomPattern, FormatChoice, ParseError, ParsedMetrics};
-use serde_json::{json, Value};
+use perfarena_core::parse::{CustomPattern, FormatChoice, ParseError, ParsedMetrics, parse_log};
+use serde_json::{Value, json};
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parse")
@@ -93,12 +93,19 @@ fixtures! {
 fn every_fixture_has_a_snapshot_test() {
     let mut missing = Vec::new();
     for entry in std::fs::read_dir(fixture_dir()).expect("fixture dir") {
-        let name = entry.expect("dir entry").file_name().to_string_lossy().into_owned();
+        let name = entry
+            .expect("dir entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         if !COVERED.contains(&name.as_str()) {
             missing.push(name);
         }
     }
-    assert!(missing.is_empty(), "fixtures without a snapshot test: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "fixtures without a snapshot test: {missing:?}"
+    );
 }
 
 #[test]

@@ -1,8 +1,8 @@
-//! Property tests of the serving-table parser: any subset of known rows in any order parses to
-//! exactly those metrics, whatever the noise, and a table cut anywhere before its closing line is
-//! never a result.
+//! Property tests of the parsers: any subset of known table rows in any order parses to exactly
+//! those metrics, whatever the noise; a table cut anywhere before its closing line is never a
+//! result; and no input, however mangled, makes a parser panic.
 
-use perfarena_core::parse::{parse_log, FormatChoice};
+use perfarena_core::parse::{FormatChoice, parse_log};
 use proptest::prelude::*;
 
 /// Known rows: the label as printed and the flattened metric key it becomes.
@@ -15,9 +15,15 @@ const ROWS: &[(&str, &str)] = &[
     ("Request throughput (req/s):", "request_throughput_rps"),
     ("Request goodput (req/s):", "request_goodput_rps"),
     ("Input token throughput (tok/s):", "input_throughput_tok_s"),
-    ("Output token throughput (tok/s):", "output_throughput_tok_s"),
+    (
+        "Output token throughput (tok/s):",
+        "output_throughput_tok_s",
+    ),
     ("Total Token throughput (tok/s):", "total_throughput_tok_s"),
-    ("Peak output token throughput (tok/s):", "peak_output_throughput_tok_s"),
+    (
+        "Peak output token throughput (tok/s):",
+        "peak_output_throughput_tok_s",
+    ),
     ("Peak concurrent requests:", "peak_concurrent_requests"),
     ("Mean TTFT (ms):", "ttft_ms.mean"),
     ("Median TTFT (ms):", "ttft_ms.median"),
@@ -63,7 +69,10 @@ fn render(rows: &[(usize, f64, Option<usize>)], crlf: bool) -> (String, usize) {
     text += &"=".repeat(50);
     text += "\n";
     if crlf {
-        (text.replace('\n', "\r\n"), closing_at + text[..closing_at].matches('\n').count())
+        (
+            text.replace('\n', "\r\n"),
+            closing_at + text[..closing_at].matches('\n').count(),
+        )
     } else {
         (text, closing_at)
     }
@@ -81,7 +90,12 @@ fn rows_strategy() -> impl Strategy<Value = Vec<(usize, f64, Option<usize>)>> {
             )
         })
         .prop_map(|(indices, values, noise)| {
-            indices.into_iter().zip(values).zip(noise).map(|((index, value), noise)| (index, value, noise)).collect()
+            indices
+                .into_iter()
+                .zip(values)
+                .zip(noise)
+                .map(|((index, value), noise)| (index, value, noise))
+                .collect()
         })
 }
 
@@ -111,5 +125,56 @@ proptest! {
         }
         let result = parse_log(&text[..at], &FormatChoice::Auto, &[]);
         prop_assert!(result.is_err(), "cut at {} of {}: {:?}", at, text.len(), result);
+    }
+}
+
+/// Pieces of every format, to be glued together at random.
+const PIECES: &[&str] = &[
+    "============ Serving Benchmark Result ============\n",
+    "==================================================\n",
+    "Successful requests:                     10        \n",
+    "Mean TTFT (ms):                          nan       \n",
+    "Request throughput: 4.1 requests/s\n",
+    "Output token throughput: 2.0 tokens/s\n",
+    "Throughput: 4.1 requests/s, 9 tokens/s\n",
+    "Throughput: 1 requests/s\n",
+    "Average latency: 1.0 s\n",
+    "Avg latency: 1.5 seconds\n",
+    "50% percentile latency: 1.4 seconds\n",
+    "Warmup ...\n",
+    "Benchmark ...\n",
+    "Prefill. latency: 0.3 s, throughput: 1.0 token/s\n",
+    "Total. latency: 1.0 s, throughput: 2.0 token/s\n",
+    "Traceback (most recent call last):\n",
+    "ModuleNotFoundError: No module named 'vllm._C'\n",
+    "{\"request_throughput\": NaN, \"completed\": 1}",
+    "[{",
+    "\r",
+    "\x1b[3",
+    "é",
+    ": ",
+    "(",
+    ")",
+    "\n",
+];
+
+fn mangled() -> impl Strategy<Value = String> {
+    proptest::collection::vec(
+        prop_oneof![
+            4 => proptest::sample::select(PIECES).prop_map(str::to_string),
+            1 => any::<String>(),
+        ],
+        0..24,
+    )
+    .prop_map(|pieces| pieces.concat())
+}
+
+proptest! {
+    #[test]
+    fn no_input_makes_a_parser_panic(text in mangled(), format in proptest::sample::select(perfarena_core::parse::FORMATS)) {
+        let _ = parse_log(&text, &FormatChoice::Auto, &[]);
+        let _ = parse_log(&text, &FormatChoice::Named(format.to_string()), &[]);
+        let custom = [perfarena_core::parse::CustomPattern { regex: r"(?P<x>\d+)".into(), units: Default::default() }];
+        let _ = parse_log(&text, &FormatChoice::Auto, &custom);
     }
 }

@@ -21,7 +21,11 @@ pub(crate) struct Compiled {
 
 /// Compiles and checks the suite's patterns; errors name the pattern (1-based) and its regex.
 pub(crate) fn compile(custom: &[CustomPattern]) -> Result<Vec<Compiled>, ParseError> {
-    custom.iter().enumerate().map(|(index, pattern)| compile_one(index + 1, pattern)).collect()
+    custom
+        .iter()
+        .enumerate()
+        .map(|(index, pattern)| compile_one(index + 1, pattern))
+        .collect()
 }
 
 fn compile_one(index: usize, pattern: &CustomPattern) -> Result<Compiled, ParseError> {
@@ -35,9 +39,15 @@ fn compile_one(index: usize, pattern: &CustomPattern) -> Result<Compiled, ParseE
         .crlf(true)
         .build()
         .map_err(|error| invalid(first_line(&error.to_string())))?;
-    let names: Vec<String> = regex.capture_names().flatten().map(str::to_string).collect();
+    let names: Vec<String> = regex
+        .capture_names()
+        .flatten()
+        .map(str::to_string)
+        .collect();
     if names.is_empty() {
-        return Err(invalid("has no named capture; name each metric, e.g. (?P<latency_s>[0-9.]+)".into()));
+        return Err(invalid(
+            "has no named capture; name each metric, e.g. (?P<latency_s>[0-9.]+)".into(),
+        ));
     }
     for name in &names {
         if !is_metric_name(name) {
@@ -48,15 +58,25 @@ fn compile_one(index: usize, pattern: &CustomPattern) -> Result<Compiled, ParseE
     }
     for unit_of in pattern.units.keys() {
         if !names.contains(unit_of) {
-            return Err(invalid(format!("`units` names `{unit_of}`, which is not a capture of the pattern")));
+            return Err(invalid(format!(
+                "`units` names `{unit_of}`, which is not a capture of the pattern"
+            )));
         }
     }
-    Ok(Compiled { index, regex, names })
+    Ok(Compiled {
+        index,
+        regex,
+        names,
+    })
 }
 
 /// The regex crate's error message is a multi-line picture; its last line says what is wrong.
 fn first_line(message: &str) -> String {
-    let reason = message.lines().rev().find(|line| !line.trim().is_empty()).unwrap_or(message);
+    let reason = message
+        .lines()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or(message);
     truncate(reason.trim().trim_start_matches("error: "), 200)
 }
 
@@ -64,7 +84,9 @@ fn first_line(message: &str) -> String {
 fn is_metric_name(name: &str) -> bool {
     let valid_part = |part: &str| {
         part.starts_with(|c: char| c.is_ascii_lowercase())
-            && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             && !part.ends_with('_')
     };
     let mut parts = name.split("__");
@@ -74,12 +96,19 @@ fn is_metric_name(name: &str) -> bool {
         && valid_part(first)
         && second.is_none_or(|stat| {
             !stat.is_empty()
-                && stat.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && stat
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         })
 }
 
 /// Runs the patterns over `text`; says how many matched at all.
-pub(crate) fn apply(compiled: &[Compiled], text: &str, builder: &mut Builder, replace_warning: bool) -> usize {
+pub(crate) fn apply(
+    compiled: &[Compiled],
+    text: &str,
+    builder: &mut Builder,
+    replace_warning: bool,
+) -> usize {
     let text: Cow<'_, str> = strip_ansi(text);
     let mut matched = 0;
     for pattern in compiled {
@@ -90,15 +119,24 @@ pub(crate) fn apply(compiled: &[Compiled], text: &str, builder: &mut Builder, re
             last = Some(captures);
         }
         let Some(captures) = last else {
-            builder.warn(format!("custom pattern #{} (`{}`) did not match", pattern.index, pattern.regex.as_str()));
+            builder.warn(format!(
+                "custom pattern #{} (`{}`) did not match",
+                pattern.index,
+                pattern.regex.as_str()
+            ));
             continue;
         };
         matched += 1;
         if count > 1 {
-            builder.warn(format!("custom pattern #{} matched {count} times; used the last", pattern.index));
+            builder.warn(format!(
+                "custom pattern #{} matched {count} times; used the last",
+                pattern.index
+            ));
         }
         for name in &pattern.names {
-            let Some(found) = captures.name(name) else { continue };
+            let Some(found) = captures.name(name) else {
+                continue;
+            };
             let Some(value) = parse_number(found.as_str()) else {
                 builder.warn(format!(
                     "custom metric {name}: `{}` is not a number",
@@ -121,7 +159,10 @@ mod tests {
     use super::*;
 
     fn pattern(regex: &str) -> CustomPattern {
-        CustomPattern { regex: regex.to_string(), units: Default::default() }
+        CustomPattern {
+            regex: regex.to_string(),
+            units: Default::default(),
+        }
     }
 
     #[test]
@@ -136,9 +177,14 @@ mod tests {
 
     #[test]
     fn errors_name_the_pattern() {
-        let error = compile(&[pattern("ok (?P<x>1)"), pattern("bad (?P<y>[")]).err().unwrap();
+        let error = compile(&[pattern("ok (?P<x>1)"), pattern("bad (?P<y>[")])
+            .err()
+            .unwrap();
         let message = error.to_string();
-        assert!(message.starts_with("custom pattern #2 (`bad (?P<y>[`)"), "{message}");
+        assert!(
+            message.starts_with("custom pattern #2 (`bad (?P<y>[`)"),
+            "{message}"
+        );
         let error = compile(&[pattern("no captures")]).err().unwrap();
         assert!(error.to_string().contains("no named capture"));
     }
@@ -147,9 +193,17 @@ mod tests {
     fn last_match_wins_and_crlf_anchors_work() {
         let compiled = compile(&[pattern(r"^took (?P<latency_s>\S+) s$")]).unwrap();
         let mut builder = Builder::default();
-        let matched = apply(&compiled, "took 1.5 s\r\ntook \x1b[1m2.5\x1b[0m s\r\n", &mut builder, false);
+        let matched = apply(
+            &compiled,
+            "took 1.5 s\r\ntook \x1b[1m2.5\x1b[0m s\r\n",
+            &mut builder,
+            false,
+        );
         assert_eq!(matched, 1);
         assert_eq!(builder.get("latency_s"), Some(2.5));
-        assert_eq!(builder.warnings, vec!["custom pattern #1 matched 2 times; used the last"]);
+        assert_eq!(
+            builder.warnings,
+            vec!["custom pattern #1 matched 2 times; used the last"]
+        );
     }
 }

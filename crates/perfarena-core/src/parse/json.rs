@@ -10,7 +10,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Value};
 
-use super::metrics::{latency_group, percentile_key, stat_key, Builder};
+use super::metrics::{Builder, latency_group, percentile_key, stat_key};
 use super::{Format, ParseError};
 
 /// Stand-ins for Python's non-JSON numbers, as strings a real result never holds.
@@ -25,7 +25,12 @@ pub(crate) fn looks_like_json(text: &str) -> bool {
         return true;
     }
     // `[{…}]`, but not a log line such as `[2025-02-26 10:25:01 TP0] …`
-    text.strip_prefix('[').is_some_and(|rest| matches!(rest.trim_start().as_bytes().first(), Some(b'{') | Some(b']')))
+    text.strip_prefix('[').is_some_and(|rest| {
+        matches!(
+            rest.trim_start().as_bytes().first(),
+            Some(b'{') | Some(b']')
+        )
+    })
 }
 
 /// Parses a JSON result file. `wanted` is a JSON format the caller insists on.
@@ -43,7 +48,9 @@ pub(crate) fn parse(text: &str, wanted: Option<Format>) -> Result<(Format, Build
             }
             Ok(_) => {}
             Err(error) => {
-                return Err(ParseError::InvalidJson { reason: error.to_string() });
+                return Err(ParseError::InvalidJson {
+                    reason: error.to_string(),
+                });
             }
         }
     }
@@ -53,9 +60,8 @@ pub(crate) fn parse(text: &str, wanted: Option<Format>) -> Result<(Format, Build
     };
     let format = match wanted {
         Some(format) => format,
-        None => classify(&object).ok_or_else(|| {
-            no_result(None, "the JSON object has none of the known result keys")
-        })?,
+        None => classify(&object)
+            .ok_or_else(|| no_result(None, "the JSON object has none of the known result keys"))?,
     };
     let mut builder = Builder::default();
     let required = match format {
@@ -64,10 +70,16 @@ pub(crate) fn parse(text: &str, wanted: Option<Format>) -> Result<(Format, Build
         _ => read_serving(&object, &mut builder),
     };
     if let Some(missing) = required.iter().find(|key| !builder.has(key)) {
-        return Err(no_result(Some(format), &format!("the JSON result lacks {missing}")));
+        return Err(no_result(
+            Some(format),
+            &format!("the JSON result lacks {missing}"),
+        ));
     }
     if count > 1 {
-        builder.warn(format!("{} result records; used the last", super::count_word(count)));
+        builder.warn(format!(
+            "{} result records; used the last",
+            super::count_word(count)
+        ));
     }
     Ok((format, builder))
 }
@@ -88,7 +100,9 @@ fn classify(object: &Map<String, Value>) -> Option<Format> {
     if object.contains_key("requests_per_second") {
         return Some(Format::VllmThroughputJson);
     }
-    let sglang = object.keys().any(|key| key.ends_with("e2e_latency_ms") || key.contains("retokenized"));
+    let sglang = object
+        .keys()
+        .any(|key| key.ends_with("e2e_latency_ms") || key.contains("retokenized"));
     if sglang {
         return Some(Format::SglangServingJson);
     }
@@ -110,8 +124,14 @@ fn read_serving(object: &Map<String, Value>, builder: &mut Builder) -> &'static 
         ("total_input", "total_input_tokens"),
         ("total_output_tokens", "total_output_tokens"),
         ("total_output", "total_output_tokens"),
-        ("total_output_tokens_retokenized", "total_output_tokens_retokenized"),
-        ("total_output_retokenized", "total_output_tokens_retokenized"),
+        (
+            "total_output_tokens_retokenized",
+            "total_output_tokens_retokenized",
+        ),
+        (
+            "total_output_retokenized",
+            "total_output_tokens_retokenized",
+        ),
         ("request_throughput", "request_throughput_rps"),
         ("request_inthroughput", "request_throughput_rps"),
         ("request_goodput", "request_goodput_rps"),
@@ -128,10 +148,8 @@ fn read_serving(object: &Map<String, Value>, builder: &mut Builder) -> &'static 
     for (name, value) in object {
         if let Some(&(_, key)) = KEYS.iter().find(|(known, _)| known == name) {
             set_number(builder, key, value);
-        } else if let Some((group, stat)) = stat_name(name) {
-            if let Some(number) = number_of(value) {
-                builder.stat(&group, &stat, number);
-            }
+        } else if let (Some((group, stat)), Some(number)) = (stat_name(name), number_of(value)) {
+            builder.stat(&group, &stat, number);
         }
     }
     &["request_throughput_rps"]
@@ -206,7 +224,9 @@ fn number_of(value: &Value) -> Option<f64> {
 /// strings, so that serde_json can read it.
 fn replace_non_finite(text: &str) -> Cow<'_, str> {
     let bytes = text.as_bytes();
-    if memchr::memmem::find(bytes, b"NaN").is_none() && memchr::memmem::find(bytes, b"Infinity").is_none() {
+    if memchr::memmem::find(bytes, b"NaN").is_none()
+        && memchr::memmem::find(bytes, b"Infinity").is_none()
+    {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 64);
@@ -272,10 +292,22 @@ mod tests {
 
     #[test]
     fn stat_names() {
-        assert_eq!(stat_name("p99_ttft_ms"), Some(("ttft_ms".into(), "p99".into())));
-        assert_eq!(stat_name("p99.9_itl_ms"), Some(("itl_ms".into(), "p99.9".into())));
-        assert_eq!(stat_name("mean_e2e_latency_ms"), Some(("e2el_ms".into(), "mean".into())));
-        assert_eq!(stat_name("median_e2el_ms"), Some(("e2el_ms".into(), "median".into())));
+        assert_eq!(
+            stat_name("p99_ttft_ms"),
+            Some(("ttft_ms".into(), "p99".into()))
+        );
+        assert_eq!(
+            stat_name("p99.9_itl_ms"),
+            Some(("itl_ms".into(), "p99.9".into()))
+        );
+        assert_eq!(
+            stat_name("mean_e2e_latency_ms"),
+            Some(("e2el_ms".into(), "mean".into()))
+        );
+        assert_eq!(
+            stat_name("median_e2el_ms"),
+            Some(("e2el_ms".into(), "median".into()))
+        );
         assert_eq!(stat_name("max_output_tokens_per_s"), None);
     }
 }

@@ -18,7 +18,8 @@ impl Builder {
     /// Sets a plain metric; NaN and infinities are stored as `null` with a warning.
     pub(crate) fn number(&mut self, key: &str, value: f64) {
         let value = self.checked(key, value);
-        self.metrics.insert(key.to_string(), MetricValue::Number(value));
+        self.metrics
+            .insert(key.to_string(), MetricValue::Number(value));
     }
 
     /// Sets `group.stat` (e.g. `ttft_ms.p99`).
@@ -92,7 +93,11 @@ impl Builder {
             }
             many => {
                 let names: Vec<&str> = many.iter().map(|(name, _)| name.as_str()).collect();
-                let warning = format!("{} values are nan or inf; reported as null: {}", many.len(), names.join(", "));
+                let warning = format!(
+                    "{} values are nan or inf; reported as null: {}",
+                    many.len(),
+                    names.join(", ")
+                );
                 self.warnings.insert(0, warning);
             }
         }
@@ -170,13 +175,11 @@ pub(crate) fn slug(label: &str) -> String {
             pending_sep = true;
         }
     }
-    if let Some(unit) = unit {
-        if !unit.is_empty() {
-            if !out.is_empty() {
-                out.push('_');
-            }
-            out.push_str(&unit);
+    if let Some(unit) = unit.filter(|unit| !unit.is_empty()) {
+        if !out.is_empty() {
+            out.push('_');
         }
+        out.push_str(&unit);
     }
     out
 }
@@ -219,7 +222,10 @@ mod tests {
         assert_eq!(slug("Acceptance rate (%)"), "acceptance_rate_pct");
         assert_eq!(slug("CPU utilization user (%)"), "cpu_utilization_user_pct");
         assert_eq!(slug("Foo bar (tok/s)"), "foo_bar_tok_s");
-        assert_eq!(slug("Request rate configured (RPS)"), "request_rate_configured_rps");
+        assert_eq!(
+            slug("Request rate configured (RPS)"),
+            "request_rate_configured_rps"
+        );
         assert_eq!(latency_group("E2E Latency", "ms"), "e2el_ms");
         assert_eq!(latency_group("Queue Time", "ms"), "queue_time_ms");
     }
@@ -233,7 +239,10 @@ mod tests {
         assert_eq!(builder.get("duration_s"), None);
         assert!(builder.has("duration_s"));
         let (_, warnings) = builder.finish();
-        assert_eq!(warnings, vec!["2 values are nan or inf; reported as null: ttft_ms.p99, duration_s"]);
+        assert_eq!(
+            warnings,
+            vec!["2 values are nan or inf; reported as null: ttft_ms.p99, duration_s"]
+        );
         let mut builder = Builder::default();
         builder.number("x", f64::NEG_INFINITY);
         assert_eq!(builder.finish().1, vec!["x is -inf; reported as null"]);

@@ -6,9 +6,10 @@
 //! never a result; with several complete blocks the last one is used and the result says so; a
 //! traceback after the result, NaN/inf values and zero successful requests are warnings.
 //!
-//! Speed matters (logs of hundreds of MB): parsers find anchor strings with `memchr::memmem`
-//! and only look at the lines around them, without copying the log.
+//! Speed matters (logs of hundreds of MB): one pass finds the anchor strings of every format
+//! (`anchors.rs`), and parsers only look at the lines around them, without copying the log.
 
+mod anchors;
 mod custom;
 mod json;
 mod metrics;
@@ -23,6 +24,7 @@ use std::fmt;
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
+use anchors::Anchors;
 use metrics::Builder;
 use prints::PrintFormat;
 use text::Span;
@@ -125,7 +127,9 @@ impl FormatChoice {
         }
         match Format::from_name(name) {
             Some(_) => Ok(FormatChoice::Named(name.to_string())),
-            None => Err(ParseError::UnknownFormat { name: name.to_string() }),
+            None => Err(ParseError::UnknownFormat {
+                name: name.to_string(),
+            }),
         }
     }
 }
@@ -149,7 +153,11 @@ pub enum ParseError {
     },
     /// A suite's `[[metric.custom]]` pattern is unusable (numbered from 1).
     #[error("custom pattern #{index} (`{regex}`): {reason}")]
-    InvalidCustomPattern { index: usize, regex: String, reason: String },
+    InvalidCustomPattern {
+        index: usize,
+        regex: String,
+        reason: String,
+    },
     /// The file looked like a JSON result but is not valid JSON.
     #[error("invalid JSON result: {reason}")]
     InvalidJson { reason: String },
@@ -254,7 +262,10 @@ impl Format {
     fn is_json(self) -> bool {
         matches!(
             self,
-            Format::VllmServingJson | Format::SglangServingJson | Format::VllmLatencyJson | Format::VllmThroughputJson
+            Format::VllmServingJson
+                | Format::SglangServingJson
+                | Format::VllmLatencyJson
+                | Format::VllmThroughputJson
         )
     }
 
@@ -313,11 +324,11 @@ const AUTO_ORDER: [Family; 6] = [
 ];
 
 impl Family {
-    fn scan(self, src: &str) -> Scan {
+    fn scan(self, src: &str, anchors: &Anchors) -> Scan {
         match self {
-            Family::Table => table::scan(src),
-            Family::Prints(format) => format.scan(src),
-            Family::OneBatch => one_batch::scan(src),
+            Family::Table => table::scan(src, anchors),
+            Family::Prints(format) => format.scan(src, anchors),
+            Family::OneBatch => one_batch::scan(src, anchors),
         }
     }
 
@@ -355,48 +366,57 @@ pub fn validate_custom_patterns(custom: &[CustomPattern]) -> Result<(), ParseErr
 /// With [`FormatChoice::Auto`] the format is detected; with custom patterns, their metrics are
 /// added to the built-in result, or make up the result (format `custom`) when no built-in
 /// format is found. A cut-off built-in result stays an error even when custom patterns match.
-pub fn parse_log(text: &str, choice: &FormatChoice, custom: &[CustomPattern]) -> Result<ParsedMetrics, ParseError> {
+pub fn parse_log(
+    text: &str,
+    choice: &FormatChoice,
+    custom: &[CustomPattern],
+) -> Result<ParsedMetrics, ParseError> {
     let compiled = custom::compile(custom)?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let anchors = Anchors::find(text);
+    let anchors = &anchors;
     let (format, mut builder) = match choice {
         FormatChoice::Auto => {
             if json::looks_like_json(text) {
                 match json::parse(text, None) {
                     Ok(found) => found,
                     // a log that happens to start with `[` or `{` is still a log
-                    Err(error @ ParseError::InvalidJson { .. }) => match detect(text)? {
+                    Err(error @ ParseError::InvalidJson { .. }) => match detect(text, anchors)? {
                         Some(found) => found,
                         None if compiled.is_empty() => return Err(error),
-                        None => custom_only(text, &compiled)?,
+                        None => custom_only(text, anchors, &compiled)?,
                     },
                     Err(error) if compiled.is_empty() => return Err(error),
-                    Err(_) => custom_only(text, &compiled)?,
+                    Err(_) => custom_only(text, anchors, &compiled)?,
                 }
             } else {
-                match detect(text)? {
+                match detect(text, anchors)? {
                     Some(found) => found,
-                    None if compiled.is_empty() => return Err(nothing_found(text)),
-                    None => custom_only(text, &compiled)?,
+                    None if compiled.is_empty() => return Err(nothing_found(text, anchors)),
+                    None => custom_only(text, anchors, &compiled)?,
                 }
             }
         }
         FormatChoice::Named(name) => {
-            let format = Format::from_name(name).ok_or_else(|| ParseError::UnknownFormat { name: name.clone() })?;
+            let format = Format::from_name(name)
+                .ok_or_else(|| ParseError::UnknownFormat { name: name.clone() })?;
             if format == Format::Custom {
-                custom_only(text, &compiled)?
+                custom_only(text, anchors, &compiled)?
             } else if format.is_json() {
                 json::parse(text, Some(format))?
             } else {
-                let family = format.family().ok_or_else(|| ParseError::UnknownFormat { name: name.clone() })?;
-                let scan = family.scan(text);
-                match choose(text, family, &scan)? {
+                let family = format
+                    .family()
+                    .ok_or_else(|| ParseError::UnknownFormat { name: name.clone() })?;
+                let scan = family.scan(text, anchors);
+                match choose(text, anchors, family, &scan)? {
                     Some((_, builder)) => (format, builder),
                     None => {
                         return Err(ParseError::NoResult {
                             format: Some(format.name().to_string()),
                             missing: format!("no {} found", family.what()),
-                            crash: text::last_traceback(text).map(|crash| crash.exception),
-                        })
+                            crash: anchors.crash(text).map(|crash| crash.exception),
+                        });
                     }
                 }
             }
@@ -407,40 +427,61 @@ pub fn parse_log(text: &str, choice: &FormatChoice, custom: &[CustomPattern]) ->
     }
     check_requests(&mut builder);
     let (metrics, warnings) = builder.finish();
-    Ok(ParsedMetrics { format: format.name().to_string(), metrics, warnings })
+    Ok(ParsedMetrics {
+        format: format.name().to_string(),
+        metrics,
+        warnings,
+    })
 }
 
 /// Auto-detection over the text families: the first family (in [`AUTO_ORDER`]) with any block
 /// decides; other families with a complete result are mentioned in a warning.
-fn detect(text: &str) -> Result<Option<(Format, Builder)>, ParseError> {
+fn detect(text: &str, anchors: &Anchors) -> Result<Option<(Format, Builder)>, ParseError> {
     let mut decided: Option<(Format, Builder)> = None;
     let mut others: Vec<Format> = Vec::new();
     for family in AUTO_ORDER {
-        let scan = family.scan(text);
+        let scan = family.scan(text, anchors);
         if decided.is_some() {
             if let Some(&span) = scan.complete.last() {
                 others.push(family.format_of(text, span));
             }
             continue;
         }
-        if let Some(found) = choose(text, family, &scan)? {
+        if let Some(found) = choose(text, anchors, family, &scan)? {
             decided = Some(found);
         }
     }
-    let Some((format, mut builder)) = decided else { return Ok(None) };
+    let Some((format, mut builder)) = decided else {
+        return Ok(None);
+    };
     for other in others {
-        builder.warn(format!("also found a {other} result; pass --format to choose"));
+        builder.warn(format!(
+            "also found a {other} result; pass --format to choose"
+        ));
     }
     Ok(Some((format, builder)))
 }
 
 /// Picks the last complete block of a family, with the warnings that choice needs; an error when
 /// the family only has cut-off blocks; `None` when it has nothing.
-fn choose(text: &str, family: Family, scan: &Scan) -> Result<Option<(Format, Builder)>, ParseError> {
-    let crash = text::last_traceback(text);
+fn choose(
+    text: &str,
+    anchors: &Anchors,
+    family: Family,
+    scan: &Scan,
+) -> Result<Option<(Format, Builder)>, ParseError> {
+    let crash = anchors.crash(text);
     let Some(&chosen) = scan.complete.last() else {
-        let Some(cut) = scan.cut.last() else { return Ok(None) };
-        let format = family.format_of(text, Span { start: cut.start, end: cut.end });
+        let Some(cut) = scan.cut.last() else {
+            return Ok(None);
+        };
+        let format = family.format_of(
+            text,
+            Span {
+                start: cut.start,
+                end: cut.end,
+            },
+        );
         return Err(ParseError::NoResult {
             format: Some(format.name().to_string()),
             missing: format!(
@@ -449,7 +490,9 @@ fn choose(text: &str, family: Family, scan: &Scan) -> Result<Option<(Format, Bui
                 text::line_number(text, cut.start),
                 cut.reason
             ),
-            crash: crash.filter(|crash| crash.pos >= cut.start).map(|crash| crash.exception),
+            crash: crash
+                .filter(|crash| crash.pos >= cut.start)
+                .map(|crash| crash.exception),
         });
     };
     let mut builder = Builder::default();
@@ -466,7 +509,10 @@ fn choose(text: &str, family: Family, scan: &Scan) -> Result<Option<(Format, Bui
         });
     }
     if scan.complete.len() > 1 {
-        builder.warn(format!("{} result blocks; used the last", count_word(scan.complete.len())));
+        builder.warn(format!(
+            "{} result blocks; used the last",
+            count_word(scan.complete.len())
+        ));
     }
     if let Some(cut) = scan.cut.iter().rev().find(|cut| cut.start > chosen.start) {
         builder.warn(format!(
@@ -477,13 +523,20 @@ fn choose(text: &str, family: Family, scan: &Scan) -> Result<Option<(Format, Bui
         ));
     }
     if let Some(crash) = crash.filter(|crash| crash.pos >= chosen.end) {
-        builder.warn(format!("python traceback after the result: {}", crash.exception));
+        builder.warn(format!(
+            "python traceback after the result: {}",
+            crash.exception
+        ));
     }
     Ok(Some((format, builder)))
 }
 
 /// Only the custom patterns: an error when none matched.
-fn custom_only(text: &str, compiled: &[custom::Compiled]) -> Result<(Format, Builder), ParseError> {
+fn custom_only(
+    text: &str,
+    anchors: &Anchors,
+    compiled: &[custom::Compiled],
+) -> Result<(Format, Builder), ParseError> {
     if compiled.is_empty() {
         return Err(ParseError::NoResult {
             format: Some(Format::Custom.name().to_string()),
@@ -497,21 +550,21 @@ fn custom_only(text: &str, compiled: &[custom::Compiled]) -> Result<(Format, Bui
         return Err(ParseError::NoResult {
             format: Some(Format::Custom.name().to_string()),
             missing: "no custom metric pattern matched".to_string(),
-            crash: text::last_traceback(text).map(|crash| crash.exception),
+            crash: anchors.crash(text).map(|crash| crash.exception),
         });
     }
-    if let Some(crash) = text::last_traceback(text) {
+    if let Some(crash) = anchors.crash(text) {
         builder.warn(format!("python traceback in the log: {}", crash.exception));
     }
     Ok((Format::Custom, builder))
 }
 
-fn nothing_found(text: &str) -> ParseError {
+fn nothing_found(text: &str, anchors: &Anchors) -> ParseError {
     ParseError::NoResult {
         format: None,
         missing: "no known benchmark output (serving result table, result lines, throughput, latency or one-batch lines)"
             .to_string(),
-        crash: text::last_traceback(text).map(|crash| crash.exception),
+        crash: anchors.crash(text).map(|crash| crash.exception),
     }
 }
 
@@ -520,13 +573,20 @@ fn check_requests(builder: &mut Builder) {
     if builder.get("successful_requests") == Some(0.0) {
         builder.warn("zero successful requests");
     }
-    if let Some(failed) = builder.get("failed_requests").filter(|failed| *failed > 0.0) {
+    if let Some(failed) = builder
+        .get("failed_requests")
+        .filter(|failed| *failed > 0.0)
+    {
         builder.warn(format!("{failed} failed requests"));
     }
 }
 
 /// `two`, `three`… for small counts (as in "two result blocks"), digits beyond ten.
 pub(crate) fn count_word(count: usize) -> String {
-    const WORDS: [&str; 11] = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"];
-    WORDS.get(count).map_or_else(|| count.to_string(), |word| (*word).to_string())
+    const WORDS: [&str; 11] = [
+        "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+    ];
+    WORDS
+        .get(count)
+        .map_or_else(|| count.to_string(), |word| (*word).to_string())
 }

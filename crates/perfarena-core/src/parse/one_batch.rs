@@ -3,24 +3,22 @@
 //! latency: …` and a closing `Total. latency: …, throughput: …`. Runs before `Benchmark ...` are
 //! warm-up and never a result; a run without its `Total.` line was cut off.
 
-use memchr::memmem;
-
+use super::anchors::{Anchor, Anchors};
 use super::metrics::Builder;
-use super::text::{leading_number, line_bounds, segment_at, visible, Lines, Span};
+use super::text::{Lines, Span, leading_number, line_bounds, segment_at, visible};
 use super::{Cut, Format, Scan};
 
-const PREFILL: &str = "Prefill. latency:";
 const DECODE_MEDIAN: &str = "Decode.  median latency:";
-const TOTAL: &str = "Total. latency:";
-const BENCHMARK: &str = "Benchmark ...";
-const WARMUP: &str = "Warmup ...";
 
-/// Line starts of the lines that begin (after clean-up) with `prefix`.
-fn lines_starting_with(src: &str, prefix: &str) -> Vec<(usize, usize)> {
+/// `(start, end)` of the lines that begin (after clean-up) with `anchor`.
+fn lines_starting_with(src: &str, anchors: &Anchors, anchor: Anchor) -> Vec<(usize, usize)> {
+    let prefix = anchor.text();
     let mut found_lines = Vec::new();
-    for found in memmem::find_iter(src.as_bytes(), prefix.as_bytes()) {
+    for &found in anchors.of(anchor) {
         let (start, end) = line_bounds(src, found);
-        if segment_at(&src[start..end], found - start).trim_start().starts_with(prefix)
+        if segment_at(&src[start..end], found - start)
+            .trim_start()
+            .starts_with(prefix)
             && found_lines.last().map(|&(s, _)| s) != Some(start)
         {
             found_lines.push((start, end));
@@ -30,15 +28,19 @@ fn lines_starting_with(src: &str, prefix: &str) -> Vec<(usize, usize)> {
 }
 
 /// Finds the benchmark runs: complete ones (with a `Total.` line) after `Benchmark ...`.
-pub(crate) fn scan(src: &str) -> Scan {
+pub(crate) fn scan(src: &str, anchors: &Anchors) -> Scan {
     let mut scan = Scan::default();
-    let totals = lines_starting_with(src, TOTAL);
-    let prefills = lines_starting_with(src, PREFILL);
+    let totals = lines_starting_with(src, anchors, Anchor::OneBatchTotal);
+    let prefills = lines_starting_with(src, anchors, Anchor::OneBatchPrefill);
     if totals.is_empty() && prefills.is_empty() {
         return scan;
     }
-    let benchmark = lines_starting_with(src, BENCHMARK).first().map(|&(start, _)| start);
-    let warmup = lines_starting_with(src, WARMUP).first().map(|&(start, _)| start);
+    let benchmark = lines_starting_with(src, anchors, Anchor::OneBatchBenchmark)
+        .first()
+        .map(|&(start, _)| start);
+    let warmup = lines_starting_with(src, anchors, Anchor::OneBatchWarmup)
+        .first()
+        .map(|&(start, _)| start);
     // before `Benchmark ...` every run is a warm-up; a log with `Warmup ...` but no
     // `Benchmark ...` never got past the warm-up
     let results_from = match (benchmark, warmup) {
@@ -56,13 +58,20 @@ pub(crate) fn scan(src: &str) -> Scan {
             .unwrap_or(total_start);
         previous_end = total_end;
         if start >= results_from {
-            scan.complete.push(Span { start, end: total_end });
+            scan.complete.push(Span {
+                start,
+                end: total_end,
+            });
         }
     }
     let after = previous_end.max(results_from);
     if let Some(&(start, _)) = prefills.iter().find(|&&(start, _)| start >= after) {
         let reason = "printed `Prefill.` but no `Total.` line (log cut off?)".to_string();
-        scan.cut.push(Cut { start, end: src.len(), reason });
+        scan.cut.push(Cut {
+            start,
+            end: src.len(),
+            reason,
+        });
     } else if scan.complete.is_empty() {
         let start = benchmark.or(warmup).unwrap_or(0);
         let reason = if benchmark.is_some() {
@@ -70,7 +79,11 @@ pub(crate) fn scan(src: &str) -> Scan {
         } else {
             "has only the warm-up run; `Benchmark ...` never started (log cut off?)"
         };
-        scan.cut.push(Cut { start, end: src.len(), reason: reason.to_string() });
+        scan.cut.push(Cut {
+            start,
+            end: src.len(),
+            reason: reason.to_string(),
+        });
     }
     scan
 }
@@ -83,16 +96,27 @@ pub(crate) fn extract(src: &str, span: Span, builder: &mut Builder) -> Format {
         }
         let line = visible(raw);
         let text = line.trim();
-        if text.starts_with(PREFILL) {
-            set_pair(builder, text, "prefill_latency_s", "prefill_throughput_tok_s");
+        if text.starts_with(Anchor::OneBatchPrefill.text()) {
+            set_pair(
+                builder,
+                text,
+                "prefill_latency_s",
+                "prefill_throughput_tok_s",
+            );
         } else if text.starts_with(DECODE_MEDIAN) {
-            set_pair(builder, text, "decode_median_latency_s", "decode_median_throughput_tok_s");
-        } else if text.starts_with(TOTAL) {
+            set_pair(
+                builder,
+                text,
+                "decode_median_latency_s",
+                "decode_median_throughput_tok_s",
+            );
+        } else if text.starts_with(Anchor::OneBatchTotal.text()) {
             set_pair(builder, text, "total_latency_s", "overall_throughput_tok_s");
-        } else if text.starts_with("Decode ") {
-            if let Some((batch_size, _)) = number_after(text, "Batch size:") {
-                builder.number("batch_size", batch_size);
-            }
+        } else if let Some((batch_size, _)) = text
+            .strip_prefix("Decode ")
+            .and_then(|rest| number_after(rest, "Batch size:"))
+        {
+            builder.number("batch_size", batch_size);
         }
     }
     Format::SglangOneBatch

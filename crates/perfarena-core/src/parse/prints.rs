@@ -5,10 +5,9 @@
 //! recognised at the start of a line; its block is the run of adjacent recognised lines around
 //! it, and is complete when it holds every required metric.
 
-use memchr::memmem;
-
-use super::metrics::{latency_group, percentile_key, stat_key, Builder};
-use super::text::{leading_number, line_bounds, prev_line, segment_at, visible, Lines, Span};
+use super::anchors::{Anchor, Anchors};
+use super::metrics::{Builder, latency_group, percentile_key, stat_key};
+use super::text::{Lines, Span, leading_number, line_bounds, prev_line, segment_at, visible};
 use super::{Cut, Format, Scan};
 
 /// How far around the anchor a block may reach, in lines.
@@ -41,8 +40,8 @@ impl Target {
 /// A line format: its anchor, how to read a line, and what a complete block must hold.
 pub(crate) struct PrintFormat {
     pub format: Format,
-    /// Text a block's anchor line starts with.
-    anchor: &'static str,
+    /// What a block's anchor line starts with.
+    anchor: Anchor,
     /// The anchor line must set this key.
     anchor_key: &'static str,
     read: fn(&str) -> Vec<(Target, f64)>,
@@ -56,7 +55,7 @@ pub(crate) struct PrintFormat {
 /// vLLM `benchmark_serving.py` of the v0.3 era: `Request throughput: 4.10 requests/s`.
 pub(crate) const SERVING_LINES: PrintFormat = PrintFormat {
     format: Format::VllmServingLines,
-    anchor: "Request throughput: ",
+    anchor: Anchor::RequestThroughput,
     anchor_key: "request_throughput_rps",
     read: read_serving_line,
     required: &["request_throughput_rps", "output_throughput_tok_s"],
@@ -67,7 +66,7 @@ pub(crate) const SERVING_LINES: PrintFormat = PrintFormat {
 /// vLLM `benchmark_serving.py` of 2023: `Throughput: 4.10 requests/s`, `Average latency: 1.9 s`.
 pub(crate) const SERVING_LEGACY: PrintFormat = PrintFormat {
     format: Format::VllmServingLegacy,
-    anchor: "Throughput: ",
+    anchor: Anchor::Throughput,
     anchor_key: "request_throughput_rps",
     read: read_legacy_line,
     required: &["request_throughput_rps", "request_latency_s"],
@@ -78,7 +77,7 @@ pub(crate) const SERVING_LEGACY: PrintFormat = PrintFormat {
 /// vLLM `benchmark_throughput.py`: `Throughput: 4.10 requests/s, 1710.00 tokens/s`.
 pub(crate) const THROUGHPUT: PrintFormat = PrintFormat {
     format: Format::VllmThroughput,
-    anchor: "Throughput: ",
+    anchor: Anchor::Throughput,
     anchor_key: "requests_per_s",
     read: read_throughput_line,
     required: &["requests_per_s"],
@@ -89,7 +88,7 @@ pub(crate) const THROUGHPUT: PrintFormat = PrintFormat {
 /// vLLM `benchmark_latency.py`: `Avg latency: 1.93 seconds`, `10% percentile latency: …`.
 pub(crate) const LATENCY: PrintFormat = PrintFormat {
     format: Format::VllmLatency,
-    anchor: "Avg latency: ",
+    anchor: Anchor::AvgLatency,
     anchor_key: "latency_s",
     read: read_latency_line,
     required: &["latency_s"],
@@ -99,25 +98,32 @@ pub(crate) const LATENCY: PrintFormat = PrintFormat {
 
 impl PrintFormat {
     /// Finds every block of this format.
-    pub(crate) fn scan(&self, src: &str) -> Scan {
+    pub(crate) fn scan(&self, src: &str, anchors: &Anchors) -> Scan {
         let mut scan = Scan::default();
         let mut covered_to = 0;
-        for found in memmem::find_iter(src.as_bytes(), self.anchor.as_bytes()) {
+        let anchor_text = self.anchor.text().trim_end();
+        for &found in anchors.of(self.anchor) {
             if found < covered_to {
                 continue;
             }
             let (line_start, line_end) = line_bounds(src, found);
             let segment = segment_at(&src[line_start..line_end], found - line_start);
             let text = segment.trim();
-            if !text.starts_with(self.anchor.trim_end()) {
+            if !text.starts_with(anchor_text) {
                 continue;
             }
             let rows = (self.read)(text);
-            if !rows.iter().any(|(target, _)| target.key() == self.anchor_key) {
+            if !rows
+                .iter()
+                .any(|(target, _)| target.key() == self.anchor_key)
+            {
                 continue;
             }
             let mut ids: Vec<String> = rows.iter().map(|(target, _)| target.id()).collect();
-            let mut keys: Vec<String> = rows.iter().map(|(target, _)| target.key().to_string()).collect();
+            let mut keys: Vec<String> = rows
+                .iter()
+                .map(|(target, _)| target.key().to_string())
+                .collect();
             let start = if ids.iter().any(|id| id == self.opener) {
                 line_start
             } else {
@@ -125,8 +131,12 @@ impl PrintFormat {
             };
             let end = self.reach_forward(src, line_end, &mut ids, &mut keys);
             covered_to = end;
-            let missing: Vec<&str> =
-                self.required.iter().copied().filter(|key| !keys.iter().any(|k| k == key)).collect();
+            let missing: Vec<&str> = self
+                .required
+                .iter()
+                .copied()
+                .filter(|key| !keys.iter().any(|k| k == key))
+                .collect();
             if missing.is_empty() {
                 scan.complete.push(Span { start, end });
             } else {
@@ -137,12 +147,20 @@ impl PrintFormat {
         scan
     }
 
-    fn reach_back(&self, src: &str, from: usize, ids: &mut Vec<String>, keys: &mut Vec<String>) -> usize {
+    fn reach_back(
+        &self,
+        src: &str,
+        from: usize,
+        ids: &mut Vec<String>,
+        keys: &mut Vec<String>,
+    ) -> usize {
         let mut start = from;
         let mut cursor = from;
         let mut blanks = 0;
         for _ in 0..MAX_REACH {
-            let Some((line_start, raw)) = prev_line(src, cursor) else { break };
+            let Some((line_start, raw)) = prev_line(src, cursor) else {
+                break;
+            };
             cursor = line_start;
             if !self.take_line(raw, ids, keys, &mut blanks, true) {
                 break;
@@ -157,7 +175,13 @@ impl PrintFormat {
         start
     }
 
-    fn reach_forward(&self, src: &str, from: usize, ids: &mut Vec<String>, keys: &mut Vec<String>) -> usize {
+    fn reach_forward(
+        &self,
+        src: &str,
+        from: usize,
+        ids: &mut Vec<String>,
+        keys: &mut Vec<String>,
+    ) -> usize {
         let mut end = from;
         let mut blanks = 0;
         for (line_start, raw) in Lines::new(src, from + 1).take(MAX_REACH) {
@@ -238,8 +262,16 @@ fn read_serving_line(text: &str) -> Vec<(Target, f64)> {
         ("Total input tokens", "", "total_input_tokens"),
         ("Total generated tokens", "", "total_output_tokens"),
         ("Request throughput", "requests/s", "request_throughput_rps"),
-        ("Input token throughput", "tokens/s", "input_throughput_tok_s"),
-        ("Output token throughput", "tokens/s", "output_throughput_tok_s"),
+        (
+            "Input token throughput",
+            "tokens/s",
+            "input_throughput_tok_s",
+        ),
+        (
+            "Output token throughput",
+            "tokens/s",
+            "output_throughput_tok_s",
+        ),
     ];
     for &(label, unit, key) in ROWS {
         if let Some((value, found_unit)) = labelled(text, label) {
@@ -250,8 +282,12 @@ fn read_serving_line(text: &str) -> Vec<(Target, f64)> {
         }
     }
     // `Mean TTFT: 12.34 ms`, `P99 TPOT: 5.00 ms`
-    let Some((label, value)) = text.split_once(':') else { return Vec::new() };
-    let Some((first, name)) = label.split_once(' ') else { return Vec::new() };
+    let Some((label, value)) = text.split_once(':') else {
+        return Vec::new();
+    };
+    let Some((first, name)) = label.split_once(' ') else {
+        return Vec::new();
+    };
     let (Some(stat), Some((value, unit))) = (stat_key(first), leading_number(value)) else {
         return Vec::new();
     };
@@ -264,7 +300,11 @@ fn read_serving_line(text: &str) -> Vec<(Target, f64)> {
 /// 2023-era serving lines.
 fn read_legacy_line(text: &str) -> Vec<(Target, f64)> {
     if let Some((value, unit)) = labelled(text, "Total time") {
-        return if unit == "s" { one(Target::Number("duration_s"), value) } else { Vec::new() };
+        return if unit == "s" {
+            one(Target::Number("duration_s"), value)
+        } else {
+            Vec::new()
+        };
     }
     if let Some((value, unit)) = labelled(text, "Throughput") {
         return if unit == "requests/s" {
@@ -276,12 +316,18 @@ fn read_legacy_line(text: &str) -> Vec<(Target, f64)> {
     const LATENCIES: &[(&str, &str)] = &[
         ("Average latency", "request_latency"),
         ("Average latency per token", "latency_per_token"),
-        ("Average latency per output token", "latency_per_output_token"),
+        (
+            "Average latency per output token",
+            "latency_per_output_token",
+        ),
     ];
     for &(label, base) in LATENCIES {
         if let Some((value, unit)) = labelled(text, label) {
             if unit == "s" || unit == "ms" {
-                return one(Target::Stat(format!("{base}_{unit}"), "avg".to_string()), value);
+                return one(
+                    Target::Stat(format!("{base}_{unit}"), "avg".to_string()),
+                    value,
+                );
             }
             return Vec::new();
         }
@@ -293,18 +339,30 @@ fn read_legacy_line(text: &str) -> Vec<(Target, f64)> {
 /// output tokens/s` (older: `…, 1710.00 tokens/s`) and `Total num prompt tokens:  N`.
 fn read_throughput_line(text: &str) -> Vec<(Target, f64)> {
     if let Some((value, unit)) = labelled(text, "Total num prompt tokens") {
-        return if unit.is_empty() { one(Target::Number("total_prompt_tokens"), value) } else { Vec::new() };
+        return if unit.is_empty() {
+            one(Target::Number("total_prompt_tokens"), value)
+        } else {
+            Vec::new()
+        };
     }
     if let Some((value, unit)) = labelled(text, "Total num output tokens") {
-        return if unit.is_empty() { one(Target::Number("total_output_tokens"), value) } else { Vec::new() };
+        return if unit.is_empty() {
+            one(Target::Number("total_output_tokens"), value)
+        } else {
+            Vec::new()
+        };
     }
-    let Some(rest) = text.strip_prefix("Throughput:") else { return Vec::new() };
+    let Some(rest) = text.strip_prefix("Throughput:") else {
+        return Vec::new();
+    };
     if !rest.contains(',') {
         return Vec::new();
     }
     let mut rows = Vec::new();
     for part in rest.split(',') {
-        let Some((value, unit)) = leading_number(part) else { return Vec::new() };
+        let Some((value, unit)) = leading_number(part) else {
+            return Vec::new();
+        };
         let key = match unit {
             "requests/s" => "requests_per_s",
             "tokens/s" | "total tokens/s" => "tokens_per_s",
@@ -314,7 +372,10 @@ fn read_throughput_line(text: &str) -> Vec<(Target, f64)> {
         };
         rows.push((Target::Number(key), value));
     }
-    if rows.iter().any(|(target, _)| target.key() == "requests_per_s") {
+    if rows
+        .iter()
+        .any(|(target, _)| target.key() == "requests_per_s")
+    {
         rows
     } else {
         Vec::new()
@@ -330,8 +391,11 @@ fn read_latency_line(text: &str) -> Vec<(Target, f64)> {
             Vec::new()
         };
     }
-    let Some((percent, rest)) = text.split_once("% percentile latency:") else { return Vec::new() };
-    let (Some(stat), Some((value, "seconds"))) = (percentile_key(percent), leading_number(rest)) else {
+    let Some((percent, rest)) = text.split_once("% percentile latency:") else {
+        return Vec::new();
+    };
+    let (Some(stat), Some((value, "seconds"))) = (percentile_key(percent), leading_number(rest))
+    else {
         return Vec::new();
     };
     one(Target::Stat("latency_s".into(), stat), value)
@@ -359,7 +423,9 @@ mod tests {
     fn throughput_lines_of_both_eras() {
         let old = read_throughput_line("Throughput: 4.10 requests/s, 1710.00 tokens/s");
         assert_eq!(old.len(), 2);
-        let new = read_throughput_line("Throughput: 4.10 requests/s, 1710.00 total tokens/s, 812.30 output tokens/s");
+        let new = read_throughput_line(
+            "Throughput: 4.10 requests/s, 1710.00 total tokens/s, 812.30 output tokens/s",
+        );
         assert_eq!(new[2], (Target::Number("output_tokens_per_s"), 812.3));
         assert!(read_throughput_line("Throughput: 4.10 requests/s").is_empty());
         assert_eq!(read_legacy_line("Throughput: 4.10 requests/s").len(), 1);

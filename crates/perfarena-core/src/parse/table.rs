@@ -3,14 +3,10 @@
 //! `----Section----` lines and a closing line of `=`. A table without its closing line was cut
 //! off and is never a result.
 
-use memchr::memmem;
-
-use super::metrics::{latency_group, slug, stat_key, Builder};
-use super::text::{is_rule, leading_number, line_bounds, visible, Lines, Span, TRACEBACK};
+use super::anchors::{Anchor, Anchors};
+use super::metrics::{Builder, latency_group, slug, stat_key};
+use super::text::{Lines, Span, is_rule, leading_number, line_bounds, visible};
 use super::{Cut, Format, Scan};
-
-/// The text of the table's opening line (between runs of `=`).
-pub(crate) const HEADER: &str = "Serving Benchmark Result";
 
 /// Width the benchmarks pad row labels to.
 const LABEL_WIDTH: usize = 40;
@@ -28,29 +24,97 @@ enum Row {
 
 /// Known rows, lower-case label → what it becomes, and whether only SGLang prints it.
 const ROWS: &[(&str, Row, bool)] = &[
-    ("successful requests", Row::Metric("successful_requests"), false),
+    (
+        "successful requests",
+        Row::Metric("successful_requests"),
+        false,
+    ),
     ("failed requests", Row::Metric("failed_requests"), false),
     ("benchmark duration (s)", Row::Metric("duration_s"), false),
-    ("total input tokens", Row::Metric("total_input_tokens"), false),
-    ("total input text tokens", Row::Metric("total_input_text_tokens"), true),
-    ("total input vision tokens", Row::Metric("total_input_vision_tokens"), true),
-    ("total generated tokens", Row::Metric("total_output_tokens"), false),
-    ("total generated tokens (retokenized)", Row::Metric("total_output_tokens_retokenized"), true),
-    ("request throughput (req/s)", Row::Metric("request_throughput_rps"), false),
-    ("request goodput (req/s)", Row::Metric("request_goodput_rps"), false),
-    ("input token throughput (tok/s)", Row::Metric("input_throughput_tok_s"), false),
-    ("output token throughput (tok/s)", Row::Metric("output_throughput_tok_s"), false),
-    ("peak output token throughput (tok/s)", Row::Metric("peak_output_throughput_tok_s"), false),
-    ("peak concurrent requests", Row::Metric("peak_concurrent_requests"), false),
-    ("total token throughput (tok/s)", Row::Metric("total_throughput_tok_s"), false),
-    ("total throughput (tok/s)", Row::Metric("total_throughput_tok_s"), true),
+    (
+        "total input tokens",
+        Row::Metric("total_input_tokens"),
+        false,
+    ),
+    (
+        "total input text tokens",
+        Row::Metric("total_input_text_tokens"),
+        true,
+    ),
+    (
+        "total input vision tokens",
+        Row::Metric("total_input_vision_tokens"),
+        true,
+    ),
+    (
+        "total generated tokens",
+        Row::Metric("total_output_tokens"),
+        false,
+    ),
+    (
+        "total generated tokens (retokenized)",
+        Row::Metric("total_output_tokens_retokenized"),
+        true,
+    ),
+    (
+        "request throughput (req/s)",
+        Row::Metric("request_throughput_rps"),
+        false,
+    ),
+    (
+        "request goodput (req/s)",
+        Row::Metric("request_goodput_rps"),
+        false,
+    ),
+    (
+        "input token throughput (tok/s)",
+        Row::Metric("input_throughput_tok_s"),
+        false,
+    ),
+    (
+        "output token throughput (tok/s)",
+        Row::Metric("output_throughput_tok_s"),
+        false,
+    ),
+    (
+        "peak output token throughput (tok/s)",
+        Row::Metric("peak_output_throughput_tok_s"),
+        false,
+    ),
+    (
+        "peak concurrent requests",
+        Row::Metric("peak_concurrent_requests"),
+        false,
+    ),
+    (
+        "total token throughput (tok/s)",
+        Row::Metric("total_throughput_tok_s"),
+        false,
+    ),
+    (
+        "total throughput (tok/s)",
+        Row::Metric("total_throughput_tok_s"),
+        true,
+    ),
     ("concurrency", Row::Metric("concurrency"), true),
     ("accept length", Row::Metric("accept_length"), true),
-    ("acceptance rate (%)", Row::Metric("spec_acceptance_rate_pct"), false),
-    ("acceptance length", Row::Metric("spec_acceptance_length"), false),
+    (
+        "acceptance rate (%)",
+        Row::Metric("spec_acceptance_rate_pct"),
+        false,
+    ),
+    (
+        "acceptance length",
+        Row::Metric("spec_acceptance_length"),
+        false,
+    ),
     ("drafts", Row::Metric("spec_drafts"), false),
     ("draft tokens", Row::Metric("spec_draft_tokens"), false),
-    ("accepted tokens", Row::Metric("spec_accepted_tokens"), false),
+    (
+        "accepted tokens",
+        Row::Metric("spec_accepted_tokens"),
+        false,
+    ),
     ("max input tokens", Row::Metric("max_input_tokens"), false),
     ("max output tokens", Row::Metric("max_output_tokens"), false),
     ("max total tokens", Row::Metric("max_total_tokens"), false),
@@ -64,10 +128,10 @@ const ROWS: &[(&str, Row, bool)] = &[
 ];
 
 /// Finds every result table: complete ones (closed by a `=` line) and cut-off ones.
-pub(crate) fn scan(src: &str) -> Scan {
+pub(crate) fn scan(src: &str, anchors: &Anchors) -> Scan {
     let bytes = src.as_bytes();
     let mut headers: Vec<usize> = Vec::new();
-    for found in memmem::find_iter(bytes, HEADER.as_bytes()) {
+    for &found in anchors.of(Anchor::TableHeader) {
         if is_header_at(bytes, found) {
             let line_start = line_bounds(src, found).0;
             if headers.last() != Some(&line_start) {
@@ -79,6 +143,7 @@ pub(crate) fn scan(src: &str) -> Scan {
     for (index, &start) in headers.iter().enumerate() {
         let limit = headers.get(index + 1).copied().unwrap_or(bytes.len());
         let header_end = line_bounds(src, start).1;
+        let prefix = header_prefix(src, start);
         let mut closed = None;
         let mut reason = None;
         let mut last_end = header_end;
@@ -92,12 +157,12 @@ pub(crate) fn scan(src: &str) -> Scan {
             }
             last_end = line_start + raw.len();
             let line = visible(raw);
-            let text = line.trim();
+            let text = strip_log_prefix(&line, &prefix).trim();
             if is_rule(text, b'=') {
                 closed = Some(last_end);
                 break;
             }
-            if text.contains(TRACEBACK) {
+            if text.contains(Anchor::Traceback.text()) {
                 reason = Some("is interrupted by a python traceback".to_string());
                 break;
             }
@@ -112,28 +177,62 @@ pub(crate) fn scan(src: &str) -> Scan {
                         "has no closing `=` line (log cut off?)".to_string()
                     }
                 });
-                scan.cut.push(Cut { start, end: last_end, reason });
+                scan.cut.push(Cut {
+                    start,
+                    end: last_end,
+                    reason,
+                });
             }
         }
     }
     scan
 }
 
-/// Whether the `HEADER` found at `at` is surrounded by `= ` and ` =`, as the benchmarks print it.
+/// What precedes the `=` run of the header line (a log prefix such as `client-1  | ` or a
+/// timestamp, or a tqdm bar the header was glued to); usually empty.
+fn header_prefix(src: &str, header_line_start: usize) -> String {
+    let (_, end) = line_bounds(src, header_line_start);
+    let line = visible(&src[header_line_start..end]);
+    let line = line.trim_start_matches([' ', '\t']);
+    line.find('=')
+        .map_or_else(String::new, |at| line[..at].to_string())
+}
+
+/// `line` without the header's log prefix, when it carries one of the same shape: the same
+/// bytes, except that digits may differ (timestamps). Lines without it are left alone.
+fn strip_log_prefix<'a>(line: &'a str, prefix: &str) -> &'a str {
+    let line = line.trim_start_matches([' ', '\t']);
+    if prefix.is_empty() || line.len() < prefix.len() || !line.is_char_boundary(prefix.len()) {
+        return line;
+    }
+    let same_shape = line.as_bytes()[..prefix.len()]
+        .iter()
+        .zip(prefix.as_bytes())
+        .all(|(a, b)| a == b || (a.is_ascii_digit() && b.is_ascii_digit()));
+    if same_shape {
+        &line[prefix.len()..]
+    } else {
+        line
+    }
+}
+
+/// Whether the header text found at `at` is surrounded by `= ` and ` =`, as the benchmarks
+/// print it.
 fn is_header_at(bytes: &[u8], at: usize) -> bool {
-    let after = at + HEADER.len();
+    let after = at + Anchor::TableHeader.text().len();
     at >= 2 && &bytes[at - 2..at] == b"= " && bytes.get(after..after + 2) == Some(b" =".as_slice())
 }
 
 /// Reads the rows of one table into `builder`; says whether the table is SGLang's or vLLM's.
 pub(crate) fn extract(src: &str, span: Span, builder: &mut Builder) -> Format {
     let mut sglang = false;
+    let prefix = header_prefix(src, span.start);
     for (line_start, raw) in Lines::new(src, span.start).skip(1) {
         if line_start >= span.end {
             break;
         }
         let line = visible(raw);
-        let text = line.trim();
+        let text = strip_log_prefix(&line, &prefix).trim();
         if text.is_empty() || is_rule(text, b'=') || is_section(text) {
             continue;
         }

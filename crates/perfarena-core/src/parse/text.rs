@@ -1,16 +1,11 @@
 //! Line-level helpers shared by the text parsers: cheap line walking, `\r`/ANSI clean-up,
 //! numbers and Python tracebacks.
 //!
-//! Parsers never copy the whole log: they find anchors with `memchr::memmem` and look only at
+//! Parsers never copy the whole log: they find anchors (see `anchors.rs`) and look only at
 //! the lines around them. A line is cleaned (ANSI escapes removed) only when it is looked at,
 //! and copied only when it actually contains an escape.
 
 use std::borrow::Cow;
-
-use memchr::memmem;
-
-/// The marker line Python prints before a stack trace.
-pub(crate) const TRACEBACK: &str = "Traceback (most recent call last):";
 
 /// A byte range of the log: `start` is a line start, `end` a line end (exclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -193,9 +188,8 @@ pub(crate) struct Crash {
 /// How many lines after `Traceback` we look for the exception line.
 const TRACEBACK_SCAN_LINES: usize = 400;
 
-/// The last traceback of the log and its exception line, if the log has one.
-pub(crate) fn last_traceback(src: &str) -> Option<Crash> {
-    let found = memmem::rfind(src.as_bytes(), TRACEBACK.as_bytes())?;
+/// The traceback whose `Traceback` marker starts at `found`, with its exception line.
+pub(crate) fn traceback_at(src: &str, found: usize) -> Crash {
     let (line_start, line_end) = line_bounds(src, found);
     // a log prefix such as "[rank0]: " or "ERROR 01-02 " is repeated on every traceback line
     let prefix = strip_ansi(&src[line_start..found]).into_owned();
@@ -209,7 +203,10 @@ pub(crate) fn last_traceback(src: &str) -> Option<Crash> {
         exception = truncate(body.trim(), 200);
         break;
     }
-    Some(Crash { pos: line_start, exception })
+    Crash {
+        pos: line_start,
+        exception,
+    }
 }
 
 /// `text` cut to at most `max` characters.
@@ -226,7 +223,10 @@ mod tests {
 
     #[test]
     fn visible_takes_last_carriage_return_segment_and_drops_ansi() {
-        assert_eq!(visible("  5%|#   | 5/100\r100%|####| 100/100\r"), "100%|####| 100/100");
+        assert_eq!(
+            visible("  5%|#   | 5/100\r100%|####| 100/100\r"),
+            "100%|####| 100/100"
+        );
         assert_eq!(visible("\x1b[32mINFO\x1b[0m ready\r"), "INFO ready");
         assert_eq!(visible("plain"), "plain");
     }
@@ -252,8 +252,11 @@ mod tests {
     #[test]
     fn traceback_exception_line_with_log_prefix() {
         let log = "ok\n[rank0]: Traceback (most recent call last):\n[rank0]:   File \"x.py\", line 1\n[rank0]:     import vllm._C\n[rank0]: ModuleNotFoundError: No module named 'vllm._C'\n";
-        let crash = last_traceback(log).unwrap();
-        assert_eq!(crash.exception, "ModuleNotFoundError: No module named 'vllm._C'");
+        let crash = traceback_at(log, log.find("Traceback").unwrap());
+        assert_eq!(
+            crash.exception,
+            "ModuleNotFoundError: No module named 'vllm._C'"
+        );
         assert_eq!(line_number(log, crash.pos), 2);
     }
 
