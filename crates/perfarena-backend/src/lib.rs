@@ -2,10 +2,13 @@
 //! (`prepare`) and one attempt (`run`); the runner in the CLI owns ordering, retries and the
 //! store. Backends: [`local::LocalBackend`] (git worktrees and processes on this host).
 
+pub mod docker;
 pub mod git;
+pub mod images;
 pub mod local;
 pub mod probe;
 pub mod process;
+pub mod slurm;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +28,10 @@ pub enum BackendError {
     Io { context: String, source: std::io::Error },
     #[error("git: {0}")]
     Git(String),
+    /// The service the backend drives (the Docker daemon…) cannot be reached: the run stops,
+    /// and `--resume` continues it once the service is back.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("{0}")]
     Other(String),
 }
@@ -32,6 +39,12 @@ pub enum BackendError {
 impl BackendError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> BackendError {
         BackendError::Io { context: context.into(), source }
+    }
+
+    /// Whether the run must stop (nothing after this attempt can work either: the daemon is
+    /// gone, the disk is full); the attempt is recorded as an infra error and rerun on resume.
+    pub fn stops_run(&self) -> bool {
+        matches!(self, BackendError::Unavailable(_) | BackendError::Io { .. })
     }
 }
 
@@ -128,6 +141,9 @@ pub struct AttemptSpec {
     pub timeout: Duration,
     pub kill_grace: Duration,
     pub cancel: CancelToken,
+    /// The GPU slot of this attempt (device ids; `--parallel` gives each worker its own).
+    /// Empty: the suite's default GPU request.
+    pub gpus: Vec<String>,
 }
 
 /// How an attempt ended, before its log is parsed.

@@ -6,14 +6,19 @@
 
 pub mod analysis;
 pub mod attempt;
+pub mod availability;
+pub mod categorize;
+pub mod eras;
 pub mod events;
 pub mod ids;
 pub mod images;
 pub mod import;
+pub mod import_results;
 pub mod parse;
 pub mod patch;
 pub mod stats;
 pub mod suite;
+pub mod suite_docker;
 pub mod task;
 pub mod template;
 pub mod triage;

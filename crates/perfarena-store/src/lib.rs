@@ -5,6 +5,8 @@
 //! transaction when it finishes, before the next one starts, so a killed run loses at most the
 //! attempt in flight. Logs live as files under `.perfarena/runs/…`; rows hold their paths.
 
+mod imports;
+mod jobs;
 mod migrations;
 mod records;
 
@@ -15,6 +17,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use perfarena_core::{CommitId, Task};
 
+pub use imports::ImportCounts;
+pub use jobs::JobRecord;
 pub use migrations::SCHEMA_VERSION;
 pub use perfarena_core::attempt::{AttemptRecord, Provenance};
 pub use records::*;

@@ -102,6 +102,14 @@ const MIGRATIONS: &[&str] = &[
         state TEXT NOT NULL DEFAULT 'submitted',
         PRIMARY KEY (run_id, task, variant, round_idx)
     );",
+    // 4: complete listings of registry repositories (`images import`): a ref of a listed
+    // repository that its listing does not name is missing.
+    "CREATE TABLE image_listings (
+        repository TEXT PRIMARY KEY,
+        source TEXT NOT NULL,
+        listed_at TEXT NOT NULL,
+        n_tags INTEGER NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

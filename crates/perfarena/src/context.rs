@@ -44,13 +44,27 @@ impl Ctx {
         Ok(Store::open(&self.state_dir)?)
     }
 
-    /// The repository under test, when the suite names a local one.
+    /// The repository under test: `repo.path`, or a clone of `repo.url` kept in the store
+    /// directory (cloned on first use); `None` for analysis-only suites.
     pub fn repo(&self, suite: &Suite) -> Result<Option<GitRepo>> {
         if !suite.repo.url.is_empty() {
-            bail!(
-                "repo.url = {:?}: clone it and set repo.path to the clone (perfarena works on a local clone)",
-                suite.repo.url
-            );
+            let clone = self.state_dir.join("repo");
+            if !clone.join(".git").exists() {
+                std::fs::create_dir_all(&self.state_dir).with_context(|| format!("cannot create {}", self.state_dir.display()))?;
+                eprintln!("cloning {} into {}", suite.repo.url, clone.display());
+                let status = std::process::Command::new("git")
+                    .arg("clone")
+                    .arg("--quiet")
+                    .arg(&suite.repo.url)
+                    .arg(&clone)
+                    .env("GIT_TERMINAL_PROMPT", "0")
+                    .status()
+                    .context("cannot run git clone: is git installed?")?;
+                if !status.success() {
+                    bail!("{}: cannot clone repo.url {:?}; check the URL or clone it yourself and set repo.path", self.suite_path.display(), suite.repo.url);
+                }
+            }
+            return Ok(Some(GitRepo::open(&clone)?));
         }
         if suite.repo.path.is_empty() {
             return Ok(None);

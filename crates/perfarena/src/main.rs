@@ -3,8 +3,11 @@
 
 mod commands;
 mod context;
+mod docker_setup;
+mod eras_git;
 mod progress;
 mod runner;
+mod slurm_setup;
 mod toy;
 
 use std::path::PathBuf;
@@ -37,7 +40,11 @@ enum Command {
     Tasks(commands::tasks::TasksCommand),
     /// Benchmark the variants of the tasks.
     Run(commands::run::RunArgs),
-    /// Write the report (Markdown or JSON).
+    /// Every failed attempt with its class, signature and evidence, and who is to blame per task.
+    Triage(commands::triage::TriageArgs),
+    /// Show the logs of one attempt.
+    Logs(commands::logs::LogsArgs),
+    /// Write the report (Markdown, JSON, HTML with charts, or CSV of attempts).
     Report(commands::report::ReportArgs),
     /// Create the toy example, run it on the local backend and write its report (offline).
     Demo(commands::demo::DemoArgs),
@@ -45,6 +52,17 @@ enum Command {
     Parse(commands::parse::ParseArgs),
     /// Check perfarena's own methods on synthetic data with known truth.
     Selftest(commands::selftest::SelftestArgs),
+    /// Image status (local engine, registry) and builds (retry ladder, candidates, push).
+    #[command(subcommand)]
+    Images(commands::images::ImagesCommand),
+    /// Import earlier pipelines' results (per commit and variant) as imported attempts.
+    #[command(subcommand)]
+    Results(commands::results::ResultsCommand),
+    /// Import soft-judge labels (same / related / different / no_optimization) for quadrants.
+    #[command(subcommand)]
+    Judge(commands::judge::JudgeCommand),
+    /// Per task: category, finding, evidence, recoverability; per candidate: outcomes.
+    Analyze(commands::analyze::AnalyzeArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,9 +73,15 @@ fn main() -> ExitCode {
         Command::Tasks(command) => commands::tasks::run(&ctx, command),
         Command::Run(args) => commands::run::run(&ctx, args),
         Command::Report(args) => commands::report::run(&ctx, args),
+        Command::Triage(args) => commands::triage::run(&ctx, args),
+        Command::Logs(args) => commands::logs::run(&ctx, args),
         Command::Demo(args) => commands::demo::run(args),
         Command::Parse(args) => commands::parse::run(args),
         Command::Selftest(args) => commands::selftest::run(args),
+        Command::Images(command) => commands::images::run(&ctx, command),
+        Command::Results(command) => commands::results::run(&ctx, command),
+        Command::Judge(command) => commands::judge::run(&ctx, command),
+        Command::Analyze(args) => commands::analyze::run(&ctx, args),
     };
     match result {
         Ok(code) => code,

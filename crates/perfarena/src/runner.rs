@@ -136,6 +136,9 @@ pub struct Runner<'a> {
     pub parallel: usize,
     /// GPU slots (device ids); worker `i` runs every attempt on slot `i`, so no GPU is shared.
     pub gpu_slots: Vec<Vec<String>>,
+    /// The repository under test, for choosing a task's `[[bench.eras]]` (`None`: eras that
+    /// need a file never match).
+    pub repo: Option<perfarena_backend::git::GitRepo>,
 }
 
 /// How a run ended.
@@ -177,8 +180,8 @@ impl Runner<'_> {
             let handles: Vec<_> = (0..workers)
                 .map(|worker_idx| {
                     let queue = &queue;
-                    let (suite, backend, events, cancel, state_dir, triage) =
-                        (self.suite, self.backend, self.events, self.cancel.clone(), self.state_dir.clone(), self.triage.clone());
+                    let (suite, backend, events, cancel, state_dir, triage, repo) =
+                        (self.suite, self.backend, self.events, self.cancel.clone(), self.state_dir.clone(), self.triage.clone(), self.repo.clone());
                     let slot = self.gpu_slots.get(worker_idx).cloned();
                     scope.spawn(move || -> Result<(usize, bool)> {
                         let mut store = Store::open(&state_dir)?;
@@ -192,6 +195,7 @@ impl Runner<'_> {
                             triage,
                             parallel: 1,
                             gpu_slots: slot.into_iter().collect(),
+                            repo,
                         };
                         let mut recorded = 0;
                         loop {
@@ -224,7 +228,7 @@ impl Runner<'_> {
         }
         match first_error {
             Some(e) => Err(e),
-            None => Ok(RunOutcome { run_id: run_id.into(), recorded, interrupted }),
+            None => Ok(RunOutcome { recorded, interrupted }),
         }
     }
 
@@ -346,10 +350,11 @@ impl Runner<'_> {
             _ => None,
         };
         let vars = self.vars(task, variant, None, None, 0)?;
-        let setup = if self.suite.bench.setup.trim().is_empty() {
+        let commands = self.bench_commands(task);
+        let setup = if commands.setup.trim().is_empty() {
             None
         } else {
-            Some(template::expand(&self.suite.bench.setup, &vars).context("bench.setup")?)
+            Some(template::expand(&commands.setup, &vars).context("bench.setup")?)
         };
         let spec = VariantSpec {
             run_id: RunId(run_id.into()),
@@ -423,12 +428,17 @@ impl Runner<'_> {
             "rebuild_paths": prepared.rebuild_paths,
             "harness_paths": prepared.harness_paths,
         });
+        let bench = self.bench_commands(task);
+        if let Some(era) = &bench.era {
+            record.metadata["era"] = serde_json::json!(era);
+            record.metadata["era_reason"] = serde_json::json!(bench.reason);
+        }
         let vars = self.vars(task, variant, prepared.workdir.as_deref(), Some(&attempt_dir), port)?;
         let expand = |field: &str, template_text: &str| template::expand(template_text, &vars).map_err(|e| format!("{field}: {e}"));
         let commands = (|| -> std::result::Result<_, String> {
-            let server = if self.suite.bench.server.trim().is_empty() { None } else { Some(expand("bench.server", &self.suite.bench.server)?) };
-            let client = expand("bench.client", &self.suite.bench.client)?;
-            let url = expand("bench.readiness.url", &self.suite.bench.readiness.url)?;
+            let server = if bench.server.trim().is_empty() { None } else { Some(expand("bench.server", &bench.server)?) };
+            let client = expand("bench.client", &bench.client)?;
+            let url = expand("bench.readiness.url", &bench.readiness_url)?;
             Ok((server, client, url))
         })();
         let (server, client, url) = match commands {
@@ -490,10 +500,8 @@ impl Runner<'_> {
         }
         if record.status == AttemptStatus::Ok {
             let text = read_lossy(&outcome.client_log);
-            let choice = match self.suite.metric.parser.as_str() {
-                "auto" => FormatChoice::Auto,
-                name => FormatChoice::Named(name.to_string()),
-            };
+            // The suite checked the name when it was read.
+            let choice = FormatChoice::from_name(&self.suite.metric.parser).unwrap_or(FormatChoice::Auto);
             match parse_log(&text, &choice, &self.suite.metric.custom) {
                 Ok(parsed) => {
                     record.samples = parsed.flatten();
@@ -519,6 +527,12 @@ impl Runner<'_> {
             record.failure = self.triage.classify_attempt(record.status, &record.message, &[&server, &client]);
         }
         Ok(record)
+    }
+
+    /// The task's commands: the plain `[bench]` ones, or those of its era (chosen from the
+    /// task's parent revision, so that every variant of a task runs the same commands).
+    fn bench_commands(&self, task: &Task) -> perfarena_core::eras::BenchCommands {
+        crate::eras_git::commands(self.suite, self.repo.as_ref(), task)
     }
 
     /// Writes an attempt and tells the event stream.

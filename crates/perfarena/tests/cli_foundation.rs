@@ -68,7 +68,14 @@ fn tasks_import_good_rows_and_report_bad_ones() {
     let list = perfarena(&dir, &["tasks", "list", "--json"]);
     let tasks: serde_json::Value = serde_json::from_str(&stdout(&list)).unwrap();
     let tasks = tasks.as_array().unwrap();
-    assert_eq!(tasks.len(), 2, "{tasks:?}");
+    let toy_task: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(dir.join("tasks.jsonl")).unwrap().trim()).unwrap();
+    let mut expected = vec![head.clone(), parent.clone(), toy_task["commit_hash"].as_str().unwrap().to_string()];
+    expected.sort();
+    expected.dedup();
+    let mut found: Vec<String> = tasks.iter().map(|t| t["commit"].as_str().unwrap().to_string()).collect();
+    found.sort();
+    assert_eq!(found, expected, "the toy task and the two good rows");
     let imported = tasks.iter().find(|t| t["commit"] == parent.as_str()).expect("short hash resolved");
     assert_eq!(imported["parent"], git(&["rev-parse", "HEAD~2"]).as_str(), "parent resolved with git");
     let human = tasks.iter().find(|t| t["commit"] == head.as_str()).unwrap();
@@ -78,7 +85,7 @@ fn tasks_import_good_rows_and_report_bad_ones() {
     let again = perfarena(&dir, &["tasks", "import", "--json", file.to_str().unwrap()]);
     let summary: serde_json::Value = serde_json::from_str(&stdout(&again)).unwrap();
     assert_eq!(summary["imported"], 0);
-    assert_eq!(summary["unchanged"], 2);
+    assert_eq!(summary["unchanged"], 2, "{summary}");
     let strict = perfarena(&dir, &["tasks", "import", "--strict", file.to_str().unwrap()]);
     assert!(!strict.status.success());
     assert!(stderr(&strict).contains("nothing imported"), "{}", stderr(&strict));

@@ -145,3 +145,45 @@ fn demo_runs_end_to_end_and_writes_the_report() {
     let md = std::fs::read_to_string(report).unwrap();
     assert!(md.contains("candidate:crash") && md.contains("human vs baseline"), "{md}");
 }
+
+#[test]
+fn ctrl_c_stops_cleanly_and_resume_completes() {
+    let (_tmp, dir) = toy_project();
+    let mut args = run_args(&dir, "1");
+    args.push("--json".into());
+    let child = common::bin().args(&args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count_attempts(&dir) < 2 {
+        assert!(Instant::now() < deadline, "the run recorded too few attempts");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // SAFETY: sending SIGINT to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "Ctrl-C exits with 130");
+    // The event stream is JSON lines.
+    let events: Vec<serde_json::Value> = stdout(&out).lines().map(|l| serde_json::from_str(l).expect("a JSON event")).collect();
+    assert!(events.iter().any(|e| e["event"] == "attempt_finished"), "{events:?}");
+    let store = Store::open_existing(&dir.join(".perfarena")).unwrap();
+    assert_eq!(store.runs().unwrap()[0].status, "interrupted");
+    let pids = dir.join(".perfarena/pids");
+    let left: Vec<_> = std::fs::read_dir(&pids).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "process groups left after Ctrl-C: {left:?}");
+    drop(store);
+    let resumed = perfarena(&dir, &["run", "--resume"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(count_attempts(&dir), 7, "6 variants × 1 round + the stale patch");
+}
+
+#[test]
+fn a_repository_url_is_cloned_into_the_store() {
+    let (_tmp, dir) = toy_project();
+    let suite = std::fs::read_to_string(dir.join("perfarena.toml")).unwrap();
+    let url = format!("file://{}", dir.join("repo").display());
+    std::fs::write(dir.join("perfarena.toml"), suite.replace("path = \"repo\"", &format!("url = \"{url}\""))).unwrap();
+    let tasks = dir.join("tasks.jsonl");
+    let out = perfarena(&dir, &["tasks", "import", tasks.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(dir.join(".perfarena/repo/.git").exists());
+}

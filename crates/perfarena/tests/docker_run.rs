@@ -8,7 +8,7 @@ mod docker_support;
 use std::io::Read;
 use std::time::{Duration, Instant};
 
-use docker_support::{bench, docker, text, Project, ProjectSpec};
+use docker_support::{Project, ProjectSpec, bench, docker, text};
 use perfarena_core::{AttemptStatus, FailureKind, VariantKind};
 
 #[test]
@@ -67,7 +67,9 @@ fn a_server_that_never_gets_ready_times_out() {
 fn a_hanging_client_times_out_and_the_container_goes() {
     let Some(docker) = docker() else { return };
     let spec = ProjectSpec {
-        suite_extra: bench("").replace("client = \"sh benchmarks/bench.sh {port}\"", "client = \"echo client hangs; sleep 1000\"").replace("timeout_s = 60", "timeout_s = 4"),
+        suite_extra: bench("")
+            .replace("client = \"sh benchmarks/bench.sh {port}\"", "client = \"echo client hangs; sleep 1000\"")
+            .replace("timeout_s = 60", "timeout_s = 4"),
         ..Default::default()
     };
     let project = Project::new(docker, spec);
@@ -198,13 +200,23 @@ fn candidates_get_no_network_cannot_change_the_harness_and_are_flagged() {
     // candidate on `--network none` must not.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    listener.set_nonblocking(true).unwrap();
-    let reach = "if wget -q -O /dev/null -T 2 http://127.0.0.1:$PA_HOST_PORT/; then echo NET_OK; else echo NET_BLOCKED; fi\n";
+    let reached = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = reached.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut buf = [0u8; 1024];
+            let _ = stream.read(&mut buf);
+            let _ = std::io::Write::write_all(&mut stream, b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        }
+    });
+    let reach = "if timeout 3 wget -q -O /dev/null http://127.0.0.1:$PA_HOST_PORT/; then echo NET_OK; else echo NET_BLOCKED; fi\n";
     let spec = ProjectSpec {
         parent_files: vec![("server.sh", format!("{reach}exec httpd -f -p 127.0.0.1:$1 -h www\n"))],
         candidates: vec![
             // Needs the network: fails where it has none.
-            ("netty", vec![("server.sh", format!("{reach}wget -q -O /dev/null -T 2 http://127.0.0.1:$PA_HOST_PORT/ || {{ echo 'error: network unreachable' >&2; exit 3; }}\nexec httpd -f -p 127.0.0.1:$1 -h www\n"))]),
+            ("netty", vec![("server.sh", format!("{reach}timeout 3 wget -q -O /dev/null http://127.0.0.1:$PA_HOST_PORT/ || {{ echo 'error: network unreachable' >&2; exit 3; }}\nexec httpd -f -p 127.0.0.1:$1 -h www\n"))]),
             // Rewrites the harness in its patch (flagged; the fixed harness is mounted over it)
             // and at run time (read-only).
             (
@@ -225,11 +237,7 @@ fn candidates_get_no_network_cannot_change_the_harness_and_are_flagged() {
     let of = |name: &str| attempts.iter().find(|a| a.variant.to_string() == name).unwrap_or_else(|| panic!("{name}: {attempts:#?}"));
     let log = |name: &str| std::fs::read_to_string(project.state_dir().join(of(name).log_dir.as_ref().unwrap()).join("server.log")).unwrap();
     assert!(log("baseline").contains("NET_OK"), "{}", log("baseline"));
-    let mut reached = 0;
-    while listener.accept().is_ok() {
-        reached += 1;
-    }
-    assert_eq!(reached, 2, "only baseline and human (network host) reached the host");
+    assert_eq!(reached.load(std::sync::atomic::Ordering::SeqCst), 2, "only baseline and human (network host) reached the host");
     let netty = of("candidate:netty");
     assert_eq!(netty.status, AttemptStatus::Crashed, "{netty:#?}");
     assert!(log("candidate:netty").contains("NET_BLOCKED"));

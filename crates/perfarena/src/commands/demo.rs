@@ -48,6 +48,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         candidates: candidate_args(&toy),
         repeats: Some(args.repeats.to_string()),
         backend: "local".into(),
+        parallel: 1,
         resume: false,
         run_id: None,
         seed: None,

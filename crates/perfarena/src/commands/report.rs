@@ -1,38 +1,59 @@
-//! `perfarena report`: the report over the store (Markdown or JSON).
+//! `perfarena report`: the report over the store as Markdown, JSON, HTML (inline SVG charts) or
+//! CSV of every attempt and sample. `docs/reports.md` describes each format.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 
-use perfarena_core::analysis::{report_model, AnalysisSettings, ReportModel};
-use perfarena_core::stats::StatsConfig;
 use perfarena_core::Suite;
+use perfarena_core::analysis::{ReportModel, report_model};
+use perfarena_core::attempt::AttemptRecord;
+use perfarena_core::categorize::StatusInput;
 use perfarena_store::{AttemptFilter, Store};
 
 use crate::context::Ctx;
 
+/// The formats `--format` accepts, with their file extensions.
+const FORMATS: [(&str, &str); 4] = [
+    ("md", "md"),
+    ("json", "json"),
+    ("html", "html"),
+    ("csv", "csv"),
+];
+
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
-    /// Output format.
-    #[arg(long, default_value = "md", value_parser = ["md", "json"])]
+    /// Output format: md (status report), json (versioned schema, docs/report-schema.md), html
+    /// (one static file with charts) or csv (every attempt × metric).
+    #[arg(long, default_value = "md", value_parser = ["md", "json", "html", "csv"])]
     pub format: String,
     /// Only attempts of this run (default: every attempt in the store).
     #[arg(long)]
     pub run_id: Option<String>,
     /// Write `report.<format>` into this directory instead of printing it.
     #[arg(long)]
-    pub out: Option<std::path::PathBuf>,
+    pub out: Option<PathBuf>,
+    /// Also show the old status reports' rule: medians compared with a fixed ±PCT % band
+    /// (e.g. 2), beside the statistical verdicts.
+    #[arg(long, value_name = "PCT")]
+    pub legacy_threshold: Option<f64>,
 }
 
 /// The report model of the store's tasks and attempts (optionally one run's).
 pub fn build_model(suite: &Suite, store: &Store, run_id: Option<&str>) -> Result<ReportModel> {
+    build_model_with(suite, store, run_id, None)
+}
+
+/// [`build_model`] with the legacy view at `legacy_threshold_pct` percent.
+pub fn build_model_with(
+    suite: &Suite,
+    store: &Store,
+    run_id: Option<&str>,
+    legacy_threshold_pct: Option<f64>,
+) -> Result<ReportModel> {
     let tasks = store.tasks()?;
-    let attempts = store.attempts(&AttemptFilter { run_id: run_id.map(str::to_string), ..Default::default() })?;
-    let settings = AnalysisSettings {
-        primary: suite.metric.primary.clone(),
-        direction: suite.metric.direction,
-        stats: StatsConfig { confidence: suite.stats.confidence, delta: suite.stats.delta, ..StatsConfig::default() },
-    };
+    let attempts = attempts(store, run_id)?;
     let runs = match run_id {
         Some(id) => vec![id.to_string()],
         None => {
@@ -42,27 +63,86 @@ pub fn build_model(suite: &Suite, store: &Store, run_id: Option<&str>) -> Result
             runs
         }
     };
-    let shown: Vec<_> = tasks.into_iter().filter(|t| run_id.is_none() || attempts.iter().any(|a| a.task == t.commit)).collect();
-    Ok(report_model(&suite.suite.name, runs, &shown, &attempts, &settings))
+    let shown: Vec<_> = tasks
+        .into_iter()
+        .filter(|t| run_id.is_none() || attempts.iter().any(|a| a.task == t.commit))
+        .collect();
+    let images = store.image_availability()?;
+    // Complete registry listings (`images import`): refs they lack are missing.
+    let listings = store.image_listings()?;
+    let labels = store.judge_labels()?;
+    let input = StatusInput {
+        suite,
+        tasks: &shown,
+        attempts: &attempts,
+        images: &images,
+        listings: &listings,
+        labels: &labels,
+        legacy_threshold_pct,
+    };
+    Ok(report_model(&input, runs))
 }
 
+fn attempts(store: &Store, run_id: Option<&str>) -> Result<Vec<AttemptRecord>> {
+    let attempts = store.attempts(&AttemptFilter {
+        run_id: run_id.map(str::to_string),
+        ..Default::default()
+    })?;
+    if let Some(id) = run_id {
+        if attempts.is_empty() && store.run(id)?.is_none() {
+            bail!(
+                "no run {id} in the store; `perfarena report` without --run-id reports every attempt"
+            );
+        }
+    }
+    Ok(attempts)
+}
+
+/// Renders the model as Markdown, JSON or HTML (CSV is of attempts: see [`run`]).
 pub fn render(model: &ReportModel, format: &str) -> Result<String> {
     Ok(match format {
         "json" => perfarena_report::json(model)?,
-        _ => perfarena_report::markdown(model),
+        "html" => perfarena_report::html(model)?,
+        "md" => perfarena_report::markdown(model),
+        other => bail!("--format {other}: the report model renders as md, json or html"),
     })
 }
 
 pub fn run(ctx: &Ctx, args: &ReportArgs) -> Result<ExitCode> {
+    if let Some(pct) = args.legacy_threshold {
+        if !(pct.is_finite() && pct >= 0.0) {
+            bail!("--legacy-threshold {pct}: expected a percentage >= 0, e.g. 2 for ±2 %");
+        }
+    }
     let suite = ctx.suite()?;
     let store = Store::open_existing(&ctx.state_dir)?;
-    let model = build_model(&suite, &store, args.run_id.as_deref())?;
-    let text = render(&model, &args.format)?;
+    let text = if args.format == "csv" {
+        perfarena_report::attempts_csv(&attempts(&store, args.run_id.as_deref())?)
+    } else {
+        let model = build_model_with(
+            &suite,
+            &store,
+            args.run_id.as_deref(),
+            args.legacy_threshold,
+        )?;
+        render(&model, &args.format)?
+    };
     match &args.out {
         Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-            let path = dir.join(format!("report.{}", args.format));
-            std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+            let extension = FORMATS
+                .iter()
+                .find(|(f, _)| *f == args.format)
+                .map(|(_, e)| *e)
+                .unwrap_or("txt");
+            let path = dir.join(format!("report.{extension}"));
+            // Write beside and rename, so a reader never sees half a report.
+            let partial = dir.join(format!(".report.{extension}.partial"));
+            std::fs::write(&partial, text)
+                .with_context(|| format!("cannot write {}", partial.display()))?;
+            std::fs::rename(&partial, &path)
+                .with_context(|| format!("cannot write {}", path.display()))?;
             println!("{}", path.display());
         }
         None => print!("{text}"),
@@ -74,17 +154,42 @@ pub fn run(ctx: &Ctx, args: &ReportArgs) -> Result<ExitCode> {
 pub fn print_summary(suite: &Suite, store: &Store, run_id: Option<&str>) -> Result<()> {
     let model = build_model(suite, store, run_id)?;
     for task in &model.tasks {
-        println!("{} {}", task.task.short_id(), task.task.subject.as_deref().unwrap_or(""));
+        let category = task
+            .status
+            .as_ref()
+            .map(|s| s.category.as_str())
+            .unwrap_or("");
+        println!(
+            "{} {} [{category}]",
+            task.task.short_id(),
+            task.task.subject.as_deref().unwrap_or("")
+        );
         for v in &task.variants {
-            let median = v.median.map(perfarena_report::fmt_num).unwrap_or_else(|| "—".into());
-            let change = v.change_vs_baseline_pct.map(perfarena_report::fmt_pct).unwrap_or_default();
+            let median = v
+                .median
+                .map(perfarena_report::fmt_num)
+                .unwrap_or_else(|| "—".into());
+            let change = v
+                .change_vs_baseline_pct
+                .map(perfarena_report::fmt_pct)
+                .unwrap_or_default();
             let verdict = task
                 .comparisons
                 .iter()
-                .find(|c| c.treatment == v.variant && c.control == perfarena_core::VariantKind::Baseline)
-                .map(|c| c.comparison.verdict.as_str())
-                .unwrap_or("");
-            println!("  {:<24} {:<13} {:>2}/{:<2} {:>10} {:>9} {verdict}", v.variant.to_string(), v.status.as_str(), v.n_ok, v.n_attempts, median, change);
+                .find(|c| {
+                    c.treatment == v.variant && c.control == perfarena_core::VariantKind::Baseline
+                })
+                .map(|c| c.verdict_label())
+                .unwrap_or_default();
+            println!(
+                "  {:<24} {:<13} {:>2}/{:<2} {:>10} {:>9} {verdict}",
+                v.variant.to_string(),
+                v.status.as_str(),
+                v.n_ok,
+                v.n_attempts,
+                median,
+                change
+            );
         }
     }
     Ok(())

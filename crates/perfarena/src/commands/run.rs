@@ -27,8 +27,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub repeats: Option<String>,
     /// Where attempts run.
-    #[arg(long, default_value = "local", value_parser = ["local"])]
+    #[arg(long, default_value = "local", value_parser = ["local", "docker", "slurm"])]
     pub backend: String,
+    /// Attempts running at once (tasks spread over N workers, each task keeping its
+    /// interleaved order); with GPUs, each worker gets its own slot of docker.gpu_slots.
+    #[arg(long, default_value_t = 1)]
+    pub parallel: usize,
     /// Resume the most recent unfinished run (or the run given with --run-id).
     #[arg(long)]
     pub resume: bool,
@@ -46,9 +50,31 @@ pub struct RunArgs {
 pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     let suite = ctx.suite_required()?;
     suite.require_runnable().map_err(|e| anyhow::anyhow!("{}: {e}", ctx.suite_path.display()))?;
-    let repo = ctx.repo(&suite)?.with_context(|| {
-        format!("{}: repo.path is not set: the local backend needs the repository under test", ctx.suite_path.display())
-    })?;
+    let repo = ctx.repo(&suite)?;
+    let era_repo = repo.clone();
+    // The backend first: an unreachable daemon is an error before anything is recorded.
+    let backend: Box<dyn Backend> = match args.backend.as_str() {
+        "docker" => Box::new(crate::docker_setup::docker_backend(ctx, &suite, repo)?),
+        "slurm" => Box::new(crate::slurm_setup::slurm_backend(ctx, &suite, repo)?),
+        _ => {
+            let repo = repo.with_context(|| {
+                format!("{}: repo.path is not set: the local backend needs the repository under test", ctx.suite_path.display())
+            })?;
+            Box::new(LocalBackend::new(repo, &ctx.state_dir))
+        }
+    };
+    let gpu_slots = suite.docker.slots();
+    if args.parallel == 0 {
+        bail!("--parallel 0: expected at least 1");
+    }
+    if args.parallel > 1 && args.backend == "docker" {
+        if !gpu_slots.is_empty() && gpu_slots.len() < args.parallel {
+            bail!("--parallel {} needs {} GPU slots; docker.gpu_slots has {}: add slots or lower --parallel", args.parallel, args.parallel, gpu_slots.len());
+        }
+        if gpu_slots.is_empty() && !suite.docker.gpus.is_none() {
+            bail!("--parallel {} with docker.gpus set would share GPUs between attempts: list docker.gpu_slots (one per attempt running at once)", args.parallel);
+        }
+    }
     let mut store = ctx.store()?;
     let all_tasks = store.tasks()?;
     if all_tasks.is_empty() {
@@ -97,7 +123,6 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
         (run_id, plan)
     };
 
-    let backend: Box<dyn Backend> = Box::new(LocalBackend::new(repo, &ctx.state_dir));
     let cancel = CancelToken::new();
     {
         let cancel = cancel.clone();
@@ -116,18 +141,26 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
         cancel: cancel.clone(),
         state_dir: ctx.state_dir.clone(),
         triage,
+        parallel: args.parallel,
+        gpu_slots: if args.backend == "docker" { gpu_slots } else { Vec::new() },
+        repo: era_repo,
     };
     let result = runner.execute(&run_id, &plan, &tasks);
     sink.finish();
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(e) => {
-            store.set_run_status(&run_id, "failed", Some(&now()))?;
+            let _ = backend.cancel(&perfarena_core::RunId(run_id.clone()));
+            // A full disk may refuse this too: the real error is the one to report.
+            if let Err(status_error) = store.set_run_status(&run_id, "failed", Some(&now())) {
+                eprintln!("warning: cannot mark run {run_id} as failed: {status_error}");
+            }
             return Err(e.context(format!("run {run_id} stopped; `perfarena run --resume` continues it")));
         }
     };
     if outcome.interrupted {
         let _ = backend.cancel(&perfarena_core::RunId(run_id.clone()));
+        let _ = backend.sweep_orphans(&[]);
         store.set_run_status(&run_id, "interrupted", None)?;
         eprintln!("interrupted: {} attempt(s) recorded in this session; `perfarena run --resume` continues run {run_id}", outcome.recorded);
         return Ok(ExitCode::from(130));
@@ -136,7 +169,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     if !args.json {
         println!("run {run_id} finished: {} attempt(s) recorded in this session", outcome.recorded);
         crate::commands::report::print_summary(&suite, &store, Some(&run_id))?;
-        println!("full report: perfarena report [--format md|json]");
+        println!("full report: perfarena report [--format md|json|html|csv]");
     }
     Ok(ExitCode::SUCCESS)
 }

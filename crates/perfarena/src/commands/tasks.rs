@@ -10,7 +10,7 @@ use crate::context::{now, Ctx};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum TasksCommand {
-    /// Import tasks from JSONL, JSON (array or object of rows) files.
+    /// Import tasks from JSONL, JSON (array or object of rows) or Parquet files.
     Import(ImportArgs),
     /// List the imported tasks.
     List(ListArgs),
@@ -45,8 +45,11 @@ pub fn run(ctx: &Ctx, command: &TasksCommand) -> Result<ExitCode> {
     }
 }
 
-/// Reads task rows from a file, choosing the reader by extension.
+/// Reads task rows from a file, choosing the reader by extension (`.parquet`, else JSON/JSONL).
 pub fn read_task_rows(path: &std::path::Path) -> Result<Vec<RawRow>> {
+    if super::parquet_rows::is_parquet(path) {
+        return super::parquet_rows::read_parquet_rows(path);
+    }
     let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(import::read_rows(&path.display().to_string(), &text)?)
 }

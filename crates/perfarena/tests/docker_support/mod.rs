@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use bollard::query_parameters::{BuildImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder};
 use bollard::Docker;
+use bollard::query_parameters::{BuildImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder};
 use futures_util::StreamExt;
 
 use perfarena_core::{AttemptRecord, Suite, Task, VariantKind};
@@ -46,9 +46,7 @@ pub fn docker() -> Option<Docker> {
     });
     match connected {
         Ok(docker) => Some(docker),
-        Err(e) => panic!(
-            "the docker tests need a Docker daemon ({e}): run `bash scripts/docker-env.sh up`, or set PERFARENA_SKIP_DOCKER=1 to skip them"
-        ),
+        Err(e) => panic!("the docker tests need a Docker daemon ({e}): run `bash scripts/docker-env.sh up`, or set PERFARENA_SKIP_DOCKER=1 to skip them"),
     }
 }
 
@@ -99,6 +97,9 @@ pub struct Project {
     pub image_repo: String,
     pub images: Vec<String>,
     pub docker: Docker,
+    /// The commits of the tasks after the first (`more_tasks`).
+    pub more_commits: Vec<String>,
+    pub tmpfs: bool,
 }
 
 /// How to make a project.
@@ -113,11 +114,23 @@ pub struct ProjectSpec<'a> {
     pub suite_extra: String,
     /// Variants whose image is not built.
     pub skip_images: Vec<&'a str>,
+    /// More tasks: each a commit on top of the previous one, changing these files.
+    pub more_tasks: Vec<Vec<(&'a str, String)>>,
+    /// Mount a tmpfs of this size (e.g. "2m") as the state directory (needs root).
+    pub state_tmpfs: Option<&'a str>,
 }
 
 impl Default for ProjectSpec<'_> {
     fn default() -> Self {
-        ProjectSpec { parent_files: Vec::new(), human_files: vec![("speed.txt", "200\n".into())], candidates: Vec::new(), suite_extra: String::new(), skip_images: Vec::new() }
+        ProjectSpec {
+            parent_files: Vec::new(),
+            human_files: vec![("speed.txt", "200\n".into())],
+            candidates: Vec::new(),
+            suite_extra: String::new(),
+            skip_images: Vec::new(),
+            more_tasks: Vec::new(),
+            state_tmpfs: None,
+        }
     }
 }
 
@@ -204,12 +217,27 @@ impl Project {
         git(&repo, &["add", "-A"]);
         git(&repo, &["commit", "-q", "-m", "human optimisation"]);
         let commit = git(&repo, &["rev-parse", "HEAD"]);
+        let mut more_commits = Vec::new();
+        for (idx, files) in spec.more_tasks.iter().enumerate() {
+            write_files(&repo, files);
+            git(&repo, &["add", "-A"]);
+            git(&repo, &["commit", "-q", "-m", &format!("optimisation {}", idx + 2)]);
+            more_commits.push(git(&repo, &["rev-parse", "HEAD"]));
+        }
         let image_repo = format!("t{}", unique());
         std::fs::write(dir.join("perfarena.toml"), suite_text(&image_repo, &spec.suite_extra)).unwrap();
-        std::fs::write(dir.join("tasks.jsonl"), format!("{{\"commit_hash\": \"{commit}\", \"models\": [\"toy\"]}}\n")).unwrap();
-        let out = bin().arg("-C").arg(&dir).args(["tasks", "import", "tasks.jsonl"]).output().unwrap();
+        let rows: String = std::iter::once(&commit).chain(&more_commits).map(|c| format!("{{\"commit_hash\": \"{c}\", \"models\": [\"toy\"]}}\n")).collect();
+        std::fs::write(dir.join("tasks.jsonl"), rows).unwrap();
+        let tmpfs = spec.state_tmpfs.is_some();
+        if let Some(size) = spec.state_tmpfs {
+            let state = dir.join(".perfarena");
+            std::fs::create_dir_all(&state).unwrap();
+            let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&state).status();
+            assert!(mounted.is_ok_and(|s| s.success()), "mounting a tmpfs for the state directory needs root (mount -t tmpfs)");
+        }
+        let out = bin().arg("-C").arg(&dir).args(["tasks", "import"]).arg(dir.join("tasks.jsonl")).output().unwrap();
         assert!(out.status.success(), "import: {}", text(&out));
-        let mut project = Project { tmp, dir, repo, parent, commit, candidates, image_repo, images: Vec::new(), docker };
+        let mut project = Project { tmp, dir, repo, parent, commit, candidates, image_repo, images: Vec::new(), docker, more_commits, tmpfs };
         // Images, named as the suite names them.
         let suite = project.suite();
         let task = project.task();
@@ -226,6 +254,16 @@ impl Project {
             let tag = perfarena_core::images::image_ref(&suite.images, &task, &variant, sha.as_deref()).unwrap();
             project.build_image(&tag, &rev);
         }
+        let tasks = Store::open_existing(&project.state_dir()).unwrap().tasks().unwrap();
+        for task in tasks.iter().skip(1) {
+            for variant in [VariantKind::Baseline, VariantKind::Human] {
+                let tag = perfarena_core::images::image_ref(&suite.images, task, &variant, None).unwrap();
+                let rev = if variant == VariantKind::Baseline { task.parent.as_ref().unwrap().to_string() } else { task.commit.to_string() };
+                if !project.images.contains(&tag) {
+                    project.build_image(&tag, &rev);
+                }
+            }
+        }
         project
     }
 
@@ -235,7 +273,12 @@ impl Project {
 
     pub fn task(&self) -> Task {
         let store = Store::open_existing(&self.state_dir()).unwrap();
-        store.tasks().unwrap().into_iter().next().unwrap()
+        store.tasks().unwrap().into_iter().find(|t| t.commit.as_str() == self.commit).unwrap()
+    }
+
+    /// The run id of the most recent run.
+    pub fn run_id(&self) -> String {
+        Store::open_existing(&self.state_dir()).unwrap().runs().unwrap()[0].run_id.clone()
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -286,7 +329,7 @@ impl Project {
     }
 
     /// `perfarena -C project ARGS`.
-    pub fn perfarena(&self, args: &[&str]) -> Output {
+    pub fn perfarena<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
         bin().arg("-C").arg(&self.dir).args(args).output().expect("perfarena runs")
     }
 
@@ -307,10 +350,13 @@ impl Project {
 
     /// Containers labelled with `perfarena.run` = `run_id` (any run when `None`).
     pub fn containers(&self, run_id: Option<&str>) -> Vec<String> {
-        containers_labelled(&self.docker, &match run_id {
-            Some(run) => format!("perfarena.run={run}"),
-            None => "perfarena.run".into(),
-        })
+        containers_labelled(
+            &self.docker,
+            &match run_id {
+                Some(run) => format!("perfarena.run={run}"),
+                None => "perfarena.run".into(),
+            },
+        )
     }
 }
 
@@ -324,7 +370,10 @@ impl Drop for Project {
             if let Ok(list) = self.docker.list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build())).await {
                 for c in list {
                     if self.images.iter().any(|i| c.image.as_deref() == Some(i.as_str())) {
-                        let _ = self.docker.remove_container(c.id.as_deref().unwrap_or(""), Some(RemoveContainerOptionsBuilder::default().force(true).build())).await;
+                        let _ = self
+                            .docker
+                            .remove_container(c.id.as_deref().unwrap_or(""), Some(RemoveContainerOptionsBuilder::default().force(true).build()))
+                            .await;
                     }
                 }
             }
@@ -332,6 +381,9 @@ impl Drop for Project {
                 let _ = self.docker.remove_image(image, Some(RemoveImageOptionsBuilder::default().force(true).build()), None).await;
             }
         });
+        if self.tmpfs {
+            let _ = Command::new("umount").arg("-l").arg(self.state_dir()).status();
+        }
     }
 }
 

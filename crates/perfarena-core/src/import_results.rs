@@ -1,0 +1,604 @@
+//! Earlier pipelines' results and soft-judge labels as perfarena data: result rows become
+//! imported attempts (triaged like measured ones), label rows become [`JudgeLabel`]s. Pure:
+//! the caller reads the files, and hands in the text of the logs the rows name.
+//!
+//! The row shapes are documented field by field in `docs/import.md`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::attempt::{AttemptRecord, AttemptStatus, Provenance};
+use crate::categorize::{JudgeLabel, SoftLabel};
+use crate::ids::{CandidateName, CommitId, VariantKind};
+use crate::import::{RawRow, RowError, find_task};
+use crate::task::Task;
+use crate::triage::Triage;
+
+/// The fields of a result row perfarena reads; the others are kept in `metadata.extra`.
+const KNOWN: &[&str] = &[
+    "commit",
+    "commit_hash",
+    "hash",
+    "sha",
+    "parent",
+    "parent_commit",
+    "model",
+    "variant",
+    "status",
+    "metrics",
+    "image",
+    "error",
+    "log",
+    "round",
+    "repetition",
+    "rep",
+    "duration_s",
+    "exit_code",
+    "started_at",
+    "timestamp",
+];
+
+/// What reading a log named by a row gave.
+pub enum LogText {
+    Text(String),
+    /// The file could not be read; the row is imported without it and the reason noted.
+    Unreadable(String),
+}
+
+/// The result of converting a batch of result rows.
+#[derive(Debug, Default)]
+pub struct ResultsImport {
+    pub attempts: Vec<AttemptRecord>,
+    pub errors: Vec<RowError>,
+    /// Things the user should know (logs that could not be read…), one line each.
+    pub notes: Vec<String>,
+}
+
+/// Converts the rows of one results file into imported attempts. `read_log` gets the `log`
+/// field as written in the row.
+pub fn import_results(
+    rows: &[RawRow],
+    tasks: &[Task],
+    triage: &Triage,
+    source: &str,
+    read_log: &mut dyn FnMut(&str) -> LogText,
+) -> ResultsImport {
+    let mut out = ResultsImport::default();
+    // Identical rows are repetitions: the n-th copy gets its own key.
+    let mut seen_rows: BTreeMap<String, u32> = BTreeMap::new();
+    let mut rounds: BTreeMap<(CommitId, VariantKind), u32> = BTreeMap::new();
+    for row in rows {
+        let canonical = Value::Object(row.fields.clone()).to_string();
+        let occurrence = seen_rows.entry(canonical.clone()).or_insert(0);
+        let key = hex_sha256(&format!("{canonical}\n#{occurrence}"));
+        *occurrence += 1;
+        match result_row(row, tasks, triage, source, &key, read_log) {
+            Ok((mut attempt, note)) => {
+                let next = rounds
+                    .entry((attempt.task.clone(), attempt.variant.clone()))
+                    .or_insert(0);
+                if attempt.round_idx == u32::MAX {
+                    attempt.round_idx = *next;
+                }
+                *next = (*next).max(attempt.round_idx.saturating_add(1));
+                out.notes.extend(note);
+                out.attempts.push(attempt);
+            }
+            Err(e) => out.errors.push(e),
+        }
+    }
+    out
+}
+
+fn hex_sha256(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// `baseline`, `human`, `agent` (the candidate `agent`), `agent:<name>`, `candidate:<name>`.
+pub fn parse_variant(text: &str) -> Result<VariantKind, String> {
+    let text = text.trim();
+    let bad = || {
+        format!(
+            "`{text}` is not a variant: expected baseline, human, agent, agent:<name> or candidate:<name>"
+        )
+    };
+    match text {
+        "baseline" | "human" => text.parse().map_err(|_| bad()),
+        "agent" => Ok(VariantKind::Candidate(
+            CandidateName::parse("agent").map_err(|_| bad())?,
+        )),
+        _ => match text.strip_prefix("agent:") {
+            Some(name) => CandidateName::parse(name)
+                .map(VariantKind::Candidate)
+                .map_err(|_| bad()),
+            None => text.parse().map_err(|_| bad()),
+        },
+    }
+}
+
+/// A candidate named in a label row: `agent`, `agent:<name>`, `candidate:<name>` or `<name>`.
+fn parse_candidate(text: &str) -> Result<CandidateName, String> {
+    match parse_variant(text) {
+        Ok(VariantKind::Candidate(name)) => Ok(name),
+        Ok(other) => Err(format!("`{other}` is not a candidate")),
+        Err(_) => CandidateName::parse(text.trim()).map_err(|e| e.to_string()),
+    }
+}
+
+fn field<'a>(
+    fields: &'a Map<String, Value>,
+    keys: &[&'static str],
+) -> Option<(&'static str, &'a Value)> {
+    keys.iter()
+        .find_map(|k| fields.get(*k).filter(|v| !v.is_null()).map(|v| (*k, v)))
+}
+
+fn opt_str<'a>(
+    fields: &'a Map<String, Value>,
+    keys: &[&'static str],
+    err: &dyn Fn(&str, String) -> RowError,
+) -> Result<Option<&'a str>, RowError> {
+    match field(fields, keys) {
+        None => Ok(None),
+        Some((_, Value::String(s))) if s.trim().is_empty() => Ok(None),
+        Some((_, Value::String(s))) => Ok(Some(s.as_str())),
+        Some((key, _)) => Err(err(key, "expected a string".into())),
+    }
+}
+
+/// The commit a row names, resolved against the task list.
+fn resolve_commit<'a>(
+    fields: &Map<String, Value>,
+    tasks: &'a [Task],
+    err: &dyn Fn(&str, String) -> RowError,
+) -> Result<&'a Task, RowError> {
+    let keys = ["commit", "commit_hash", "hash", "sha"];
+    let (key, value) = field(fields, &keys).ok_or_else(|| {
+        err(
+            "commit",
+            "missing: every row needs the task's commit (a prefix is enough)".into(),
+        )
+    })?;
+    let text = value
+        .as_str()
+        .ok_or_else(|| err(key, "expected a string".into()))?;
+    CommitId::parse(text).map_err(|e| err(key, e.to_string()))?;
+    find_task(tasks, text).map_err(|e| match e {
+        crate::import::ResolveError::NotFound(_) => {
+            err(key, format!("no imported task has commit `{text}`: import the task list first (`perfarena tasks import`)"))
+        }
+        crate::import::ResolveError::Ambiguous { .. } => err(key, format!("{e}: give more characters of the hash")),
+        crate::import::ResolveError::Other(message) => err(key, message),
+    })
+}
+
+/// Metric values: numbers (or numeric strings); nested objects flatten to `a.b`; nulls are left out.
+fn metrics(value: &Value, prefix: &str, out: &mut Vec<(String, f64)>) -> Result<(), String> {
+    match value {
+        Value::Object(map) => {
+            for (name, inner) in map {
+                let full = if prefix.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{prefix}.{name}")
+                };
+                metrics(inner, &full, out)?;
+            }
+            Ok(())
+        }
+        Value::Null => Ok(()),
+        Value::Number(n) => match n.as_f64().filter(|v| v.is_finite()) {
+            Some(v) => {
+                out.push((prefix.to_string(), v));
+                Ok(())
+            }
+            None => Err(format!("`{prefix}` is not a finite number")),
+        },
+        Value::String(s) => match s.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() => {
+                out.push((prefix.to_string(), v));
+                Ok(())
+            }
+            _ => Err(format!("`{prefix}` = {s:?} is not a number")),
+        },
+        other => Err(format!("`{prefix}` = {other} is not a number")),
+    }
+}
+
+fn result_row(
+    row: &RawRow,
+    tasks: &[Task],
+    triage: &Triage,
+    source: &str,
+    key: &str,
+    read_log: &mut dyn FnMut(&str) -> LogText,
+) -> Result<(AttemptRecord, Option<String>), RowError> {
+    let err = |field: &str, message: String| RowError {
+        loc: row.loc.clone(),
+        field: field.to_string(),
+        message,
+    };
+    let fields = &row.fields;
+    let task = resolve_commit(fields, tasks, &err)?;
+    if let Some(parent) = opt_str(fields, &["parent", "parent_commit"], &err)? {
+        let given = CommitId::parse(parent).map_err(|e| err("parent", e.to_string()))?;
+        if let Some(known) = &task.parent
+            && !given.is_prefix_of(known)
+            && !known.is_prefix_of(&given)
+        {
+            return Err(err(
+                "parent",
+                format!(
+                    "the row says {given} but task {} has parent {known}",
+                    task.short_id()
+                ),
+            ));
+        }
+    }
+    let variant_text = opt_str(fields, &["variant"], &err)?.ok_or_else(|| {
+        err(
+            "variant",
+            "missing: baseline, human, agent or agent:<name>".into(),
+        )
+    })?;
+    let variant = parse_variant(variant_text).map_err(|m| err("variant", m))?;
+    let status_text =
+        opt_str(fields, &["status"], &err)?.ok_or_else(|| err("status", "missing".into()))?;
+    let status: AttemptStatus = status_text
+        .trim()
+        .parse()
+        .map_err(|e: crate::attempt::UnknownStatus| err("status", e.to_string()))?;
+    let mut samples = Vec::new();
+    if let Some((_, value)) = field(fields, &["metrics"]) {
+        if !value.is_object() {
+            return Err(err(
+                "metrics",
+                "expected an object of metric name → number".into(),
+            ));
+        }
+        metrics(value, "", &mut samples).map_err(|m| err("metrics", m))?;
+    }
+    if status.is_ok() && samples.is_empty() {
+        return Err(err(
+            "metrics",
+            "status `ok` needs at least one metric; use `no_metrics` for a run that printed none"
+                .into(),
+        ));
+    }
+    let error = opt_str(fields, &["error"], &err)?.unwrap_or("").to_string();
+    let mut note = None;
+    let mut metadata = Map::new();
+    let log = opt_str(fields, &["log"], &err)?;
+    let log_text = match log {
+        None => None,
+        Some(path) => {
+            metadata.insert("log".into(), Value::String(path.to_string()));
+            match read_log(path) {
+                LogText::Text(text) => Some(text),
+                LogText::Unreadable(reason) => {
+                    metadata.insert("log_unreadable".into(), Value::String(reason.clone()));
+                    note = Some(format!(
+                        "{}: log {path} not read ({reason}): triaged from `error` alone",
+                        row.loc
+                    ));
+                    None
+                }
+            }
+        }
+    };
+    let logs: Vec<&str> = log_text.as_deref().into_iter().collect();
+    let failure = triage.classify_attempt(status, &error, &logs);
+    let model = opt_str(fields, &["model"], &err)?;
+    if let Some(model) = model {
+        metadata.insert("model".into(), Value::String(model.to_string()));
+    }
+    let round = match field(fields, &["round", "repetition", "rep"]) {
+        None => u32::MAX,
+        Some((key, value)) => value
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| err(key, "expected a whole number >= 0".into()))?,
+    };
+    let duration_s = match field(fields, &["duration_s"]) {
+        None => 0.0,
+        Some((key, value)) => value
+            .as_f64()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .ok_or_else(|| err(key, "expected seconds >= 0".into()))?,
+    };
+    let exit_code = match field(fields, &["exit_code"]) {
+        None => None,
+        Some((key, value)) => Some(
+            value
+                .as_i64()
+                .and_then(|v| i32::try_from(v).ok())
+                .ok_or_else(|| err(key, "expected a whole number".into()))?,
+        ),
+    };
+    let extra: Map<String, Value> = fields
+        .iter()
+        .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if !extra.is_empty() {
+        metadata.insert("extra".into(), Value::Object(extra));
+    }
+    metadata.insert("row".into(), Value::String(row.loc.to_string()));
+    let mut attempt = AttemptRecord::new(task.commit.clone(), variant, round, status);
+    attempt.provenance = Provenance::Imported {
+        source: source.to_string(),
+    };
+    attempt.backend = "imported".into();
+    attempt.started_at = opt_str(fields, &["started_at", "timestamp"], &err)?
+        .unwrap_or("")
+        .to_string();
+    attempt.duration_s = duration_s;
+    attempt.exit_code = exit_code;
+    attempt.failure = failure;
+    attempt.message = error;
+    attempt.image = opt_str(fields, &["image"], &err)?.map(str::to_string);
+    attempt.log_dir = log.map(str::to_string);
+    attempt.metadata = Value::Object(metadata);
+    attempt.import_key = Some(key.to_string());
+    attempt.samples = samples;
+    Ok((attempt, note))
+}
+
+/// Converts label rows `{commit, candidate, label}` into labels; the last row for a task ×
+/// candidate wins within a file.
+pub fn import_labels(
+    rows: &[RawRow],
+    tasks: &[Task],
+    source: &str,
+) -> (Vec<JudgeLabel>, Vec<RowError>) {
+    let mut labels: Vec<JudgeLabel> = Vec::new();
+    let mut errors = Vec::new();
+    for row in rows {
+        let err = |field: &str, message: String| RowError {
+            loc: row.loc.clone(),
+            field: field.to_string(),
+            message,
+        };
+        let parsed = (|| {
+            let task = resolve_commit(&row.fields, tasks, &err)?;
+            let candidate = opt_str(&row.fields, &["candidate", "agent", "variant"], &err)?
+                .ok_or_else(|| {
+                    err(
+                        "candidate",
+                        "missing: the candidate the label is about (e.g. agent or agent:<name>)"
+                            .into(),
+                    )
+                })?;
+            let candidate = parse_candidate(candidate).map_err(|m| err("candidate", m))?;
+            let label = opt_str(&row.fields, &["label", "bottleneck"], &err)?.ok_or_else(|| {
+                err(
+                    "label",
+                    "missing: same, related, different or no_optimization".into(),
+                )
+            })?;
+            let label: SoftLabel = label
+                .parse()
+                .map_err(|e: crate::categorize::UnknownLabel| err("label", e.to_string()))?;
+            Ok(JudgeLabel {
+                task: task.commit.clone(),
+                candidate,
+                label,
+                source: source.to_string(),
+            })
+        })();
+        match parsed {
+            Ok(label) => {
+                labels.retain(|l| !(l.task == label.task && l.candidate == label.candidate));
+                labels.push(label);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    (labels, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attempt::FailureKind;
+    use crate::import::read_rows;
+
+    const C1: &str = "35fad35a485eac9195c510731ba4a9d297dfd963";
+    const P1: &str = "733e7c9e95f5b066ac420b00701eef7ea164a79e";
+    const C2: &str = "35fa000000000000000000000000000000000000";
+
+    fn tasks() -> Vec<Task> {
+        let mut one = Task::new(CommitId::parse(C1).unwrap());
+        one.parent = Some(CommitId::parse(P1).unwrap());
+        vec![one, Task::new(CommitId::parse(C2).unwrap())]
+    }
+
+    fn run(text: &str) -> ResultsImport {
+        let rows = read_rows("results.jsonl", text).unwrap();
+        import_results(
+            &rows,
+            &tasks(),
+            &Triage::builtin(),
+            "old-pipeline",
+            &mut |path| {
+                match path {
+            "logs/human.log" => LogText::Text("Traceback (most recent call last):\nModuleNotFoundError: No module named 'vllm._C'\n".into()),
+            _ => LogText::Unreadable("no such file".into()),
+        }
+            },
+        )
+    }
+
+    #[test]
+    fn the_documented_row() {
+        let out = run(
+            r#"{"commit": "35fad35a", "parent": "733e7c9e95f5", "model": "meta-llama/Meta-Llama-3-8B-Instruct", "variant": "baseline", "status": "ok", "metrics": {"output_throughput_tok_s": 3173.74, "ttft_ms": {"median": 12.5}}, "image": "org/vllm-baseline:733e7c9e95f5", "error": null, "gpu": "H100"}"#,
+        );
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        let a = &out.attempts[0];
+        assert_eq!(a.task.as_str(), C1);
+        assert_eq!(a.variant, VariantKind::Baseline);
+        assert_eq!(
+            a.samples,
+            vec![
+                ("output_throughput_tok_s".to_string(), 3173.74),
+                ("ttft_ms.median".to_string(), 12.5)
+            ]
+        );
+        assert_eq!(
+            a.provenance,
+            Provenance::Imported {
+                source: "old-pipeline".into()
+            }
+        );
+        assert_eq!(a.metadata["model"], "meta-llama/Meta-Llama-3-8B-Instruct");
+        assert_eq!(a.metadata["extra"]["gpu"], "H100");
+        assert_eq!(a.image.as_deref(), Some("org/vllm-baseline:733e7c9e95f5"));
+        assert!(a.failure.is_none());
+        assert_eq!(a.import_key.as_ref().unwrap().len(), 64);
+    }
+
+    #[test]
+    fn errors_and_logs_are_triaged() {
+        let out = run(concat!(
+            r#"{"commit": "35fad35a", "variant": "agent:claude", "status": "timeout", "error": "TIMEOUT after 3600s"}"#,
+            "\n",
+            r#"{"commit": "35fad35a", "variant": "human", "status": "crashed", "log": "logs/human.log"}"#,
+            "\n",
+            r#"{"commit": "35fad35a", "variant": "agent", "status": "crashed", "error": "RuntimeError: CUDA out of memory", "log": "gone.log"}"#,
+            "\n",
+        ));
+        assert!(out.errors.is_empty(), "{:?}", out.errors);
+        let timeout = &out.attempts[0];
+        assert_eq!(timeout.variant.to_string(), "candidate:claude");
+        assert_eq!(
+            timeout.failure.as_ref().unwrap().signature,
+            "attempt-timeout"
+        );
+        let human = out.attempts[1].failure.as_ref().unwrap();
+        assert_eq!(
+            (human.kind, human.signature.as_str()),
+            (FailureKind::Infra, "missing-compiled-extension")
+        );
+        assert_eq!(
+            human.evidence,
+            "ModuleNotFoundError: No module named 'vllm._C'"
+        );
+        assert_eq!(out.attempts[2].variant.to_string(), "candidate:agent");
+        assert_eq!(
+            out.attempts[2].failure.as_ref().unwrap().signature,
+            "cuda-oom"
+        );
+        assert_eq!(out.notes.len(), 1);
+        assert!(
+            out.notes[0].starts_with("results.jsonl:3: log gone.log not read"),
+            "{}",
+            out.notes[0]
+        );
+    }
+
+    #[test]
+    fn repetitions_get_rounds_and_distinct_keys() {
+        let row =
+            r#"{"commit": "35fad35a", "variant": "human", "status": "ok", "metrics": {"tput": 1}}"#;
+        let out = run(&format!(
+            "{row}\n{row}\n{}\n",
+            r#"{"commit": "35fad35a", "variant": "human", "status": "ok", "metrics": {"tput": 2}, "round": 7}"#
+        ));
+        let rounds: Vec<u32> = out.attempts.iter().map(|a| a.round_idx).collect();
+        assert_eq!(rounds, [0, 1, 7]);
+        assert_ne!(out.attempts[0].import_key, out.attempts[1].import_key);
+        // The same file again gives the same keys.
+        let again = run(&format!("{row}\n{row}\n"));
+        assert_eq!(again.attempts[1].import_key, out.attempts[1].import_key);
+    }
+
+    #[test]
+    fn bad_rows_name_the_row_and_field() {
+        let cases = [
+            (
+                r#"{"commit": "35fa", "variant": "human", "status": "ok", "metrics": {"t": 1}}"#,
+                "commit",
+                "ambiguous",
+            ),
+            (
+                r#"{"commit": "abcdef12", "variant": "human", "status": "ok", "metrics": {"t": 1}}"#,
+                "commit",
+                "import the task list first",
+            ),
+            (
+                r#"{"variant": "human", "status": "ok"}"#,
+                "commit",
+                "missing",
+            ),
+            (
+                r#"{"commit": "35fad35a", "variant": "robot", "status": "ok"}"#,
+                "variant",
+                "not a variant",
+            ),
+            (
+                r#"{"commit": "35fad35a", "variant": "human", "status": "fine"}"#,
+                "status",
+                "unknown attempt status",
+            ),
+            (
+                r#"{"commit": "35fad35a", "variant": "human", "status": "ok"}"#,
+                "metrics",
+                "at least one metric",
+            ),
+            (
+                r#"{"commit": "35fad35a", "variant": "human", "status": "ok", "metrics": {"t": "fast"}}"#,
+                "metrics",
+                "not a number",
+            ),
+            (
+                r#"{"commit": "35fad35a", "parent": "12345678", "variant": "human", "status": "not_run"}"#,
+                "parent",
+                "has parent",
+            ),
+            (
+                r#"{"commit": "35fad35a", "variant": "human", "status": "not_run", "round": -1}"#,
+                "round",
+                "whole number",
+            ),
+        ];
+        for (line, field, needle) in cases {
+            let out = run(line);
+            assert_eq!(out.errors.len(), 1, "{line}");
+            let e = &out.errors[0];
+            assert_eq!(e.field, field, "{line}: {e}");
+            assert!(e.to_string().starts_with("results.jsonl:1: field"), "{e}");
+            assert!(e.to_string().contains(needle), "{e}");
+        }
+    }
+
+    #[test]
+    fn labels() {
+        let rows = read_rows(
+            "judge.jsonl",
+            concat!(
+                r#"{"commit": "35fad35a", "candidate": "agent", "label": "same"}"#, "\n",
+                r#"{"commit": "35fad35a", "candidate": "agent:claude", "label": "no-optimization"}"#, "\n",
+                r#"{"commit": "35fad35a", "candidate": "agent", "label": "related"}"#, "\n",
+                r#"{"commit": "35fa", "candidate": "agent", "label": "same"}"#, "\n",
+                r#"{"commit": "35fad35a", "candidate": "human", "label": "same"}"#, "\n",
+                r#"{"commit": "35fad35a", "candidate": "x", "label": "meh"}"#, "\n",
+            ),
+        )
+        .unwrap();
+        let (labels, errors) = import_labels(&rows, &tasks(), "judge.jsonl");
+        assert_eq!(labels.len(), 2);
+        assert_eq!(
+            (labels[0].candidate.as_str(), labels[0].label),
+            ("claude", SoftLabel::NoOptimization)
+        );
+        assert_eq!(
+            (labels[1].candidate.as_str(), labels[1].label),
+            ("agent", SoftLabel::Related)
+        );
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["commit", "candidate", "label"]);
+    }
+}

@@ -1,0 +1,78 @@
+//! `perfarena judge import`: soft-judge labels (did the candidate target the human change's
+//! bottleneck?) for the quadrants of `perfarena analyze`.
+
+use std::process::ExitCode;
+
+use anyhow::{Result, bail};
+
+use perfarena_core::import_results::import_labels;
+
+use super::tasks::read_task_rows;
+use crate::context::Ctx;
+
+#[derive(clap::Subcommand, Debug)]
+pub enum JudgeCommand {
+    /// Import labels: JSON/JSONL rows `{"commit", "candidate", "label"}`, label one of same,
+    /// related, different, no_optimization.
+    Import(ImportArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ImportArgs {
+    #[arg(required = true)]
+    files: Vec<std::path::PathBuf>,
+    /// Print the outcome as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn run(ctx: &Ctx, command: &JudgeCommand) -> Result<ExitCode> {
+    match command {
+        JudgeCommand::Import(args) => import(ctx, args),
+    }
+}
+
+fn import(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
+    let mut store = ctx.store()?;
+    let tasks = store.tasks()?;
+    if tasks.is_empty() {
+        bail!("no tasks in the store: import the task list first (`perfarena tasks import FILE`)");
+    }
+    let mut labels = Vec::new();
+    let mut errors = Vec::new();
+    for file in &args.files {
+        let rows = read_task_rows(file)?;
+        let (file_labels, file_errors) = import_labels(&rows, &tasks, &file.display().to_string());
+        labels.extend(file_labels);
+        errors.extend(file_errors);
+    }
+    let counts = store.upsert_judge_labels(&labels)?;
+    if args.json {
+        let json = serde_json::json!({
+            "added": counts.added,
+            "changed": counts.changed,
+            "unchanged": counts.unchanged,
+            "skipped": errors.iter().map(|e| serde_json::json!({
+                "location": e.loc.to_string(), "field": e.field, "message": e.message,
+            })).collect::<Vec<_>>(),
+        });
+        println!("{}", serde_json::to_string_pretty(&json)?);
+    } else {
+        println!(
+            "imported {} label(s) ({} new, {} changed, {} unchanged); skipped {} row(s)",
+            labels.len(),
+            counts.added,
+            counts.changed,
+            counts.unchanged,
+            errors.len()
+        );
+        for error in &errors {
+            eprintln!("skipped: {error}");
+        }
+    }
+    Ok(if errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
