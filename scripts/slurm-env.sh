@@ -45,7 +45,7 @@ install_packages() {
     added_policy=1
   fi
   log "installing ${need[*]}"
-  { apt-get update -qq &&
+  { apt-get update -qq >&2 &&
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null; } || rc=$?
   [ $added_policy = 1 ] && rm -f /usr/sbin/policy-rc.d
   [ $rc = 0 ] || die "apt-get failed ($rc)"

@@ -47,7 +47,7 @@ pub fn run(args: &DemoArgs) -> Result<ExitCode> {
         tasks: Vec::new(),
         candidates: candidate_args(&toy),
         repeats: Some(args.repeats.to_string()),
-        backend: "local".into(),
+        backend: Some("local".into()),
         parallel: 1,
         resume: false,
         run_id: None,

@@ -26,9 +26,9 @@ pub struct RunArgs {
     /// stats.min_repeats, more up to stats.max_repeats only for inconclusive tasks.
     #[arg(long)]
     pub repeats: Option<String>,
-    /// Where attempts run.
-    #[arg(long, default_value = "local", value_parser = ["local", "docker", "slurm"])]
-    pub backend: String,
+    /// Where attempts run (default: local; with --resume, the backend the run started on).
+    #[arg(long, value_parser = ["local", "docker", "slurm"])]
+    pub backend: Option<String>,
     /// Attempts running at once (tasks spread over N workers, each task keeping its
     /// interleaved order); with GPUs, each worker gets its own slot of docker.gpu_slots.
     #[arg(long, default_value_t = 1)]
@@ -47,13 +47,30 @@ pub struct RunArgs {
     pub json: bool,
 }
 
+/// The run `--resume` continues: the one named, else the most recent unfinished one.
+fn run_to_resume(store: &perfarena_store::Store, run_id: Option<&str>) -> Result<perfarena_store::RunRecord> {
+    match run_id {
+        Some(id) => store.run(id)?.with_context(|| format!("no run {id} in the store")),
+        None => store
+            .runs()?
+            .into_iter()
+            .find(|r| r.status != "finished")
+            .context("nothing to resume: every run in the store has finished"),
+    }
+}
+
 pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     let suite = ctx.suite_required()?;
     suite.require_runnable().map_err(|e| anyhow::anyhow!("{}: {e}", ctx.suite_path.display()))?;
     let repo = ctx.repo(&suite)?;
     let era_repo = repo.clone();
+    let backend_name = match (&args.backend, args.resume) {
+        (Some(name), _) => name.clone(),
+        (None, true) => run_to_resume(&ctx.store()?, args.run_id.as_deref())?.backend,
+        (None, false) => "local".to_string(),
+    };
     // The backend first: an unreachable daemon is an error before anything is recorded.
-    let backend: Box<dyn Backend> = match args.backend.as_str() {
+    let backend: Box<dyn Backend> = match backend_name.as_str() {
         "docker" => Box::new(crate::docker_setup::docker_backend(ctx, &suite, repo)?),
         "slurm" => Box::new(crate::slurm_setup::slurm_backend(ctx, &suite, repo)?),
         _ => {
@@ -67,7 +84,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     if args.parallel == 0 {
         bail!("--parallel 0: expected at least 1");
     }
-    if args.parallel > 1 && args.backend == "docker" {
+    if args.parallel > 1 && backend_name == "docker" {
         if !gpu_slots.is_empty() && gpu_slots.len() < args.parallel {
             bail!("--parallel {} needs {} GPU slots; docker.gpu_slots has {}: add slots or lower --parallel", args.parallel, args.parallel, gpu_slots.len());
         }
@@ -82,14 +99,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     }
 
     let (run_id, plan) = if args.resume {
-        let run = match &args.run_id {
-            Some(id) => store.run(id)?.with_context(|| format!("no run {id} in the store"))?,
-            None => store
-                .runs()?
-                .into_iter()
-                .find(|r| r.status != "finished")
-                .context("nothing to resume: every run in the store has finished")?,
-        };
+        let run = run_to_resume(&store, args.run_id.as_deref())?;
         if run.suite_hash != suite.hash() {
             eprintln!("warning: the suite changed since run {} started; resuming with the current settings", run.run_id);
         }
@@ -119,7 +129,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
             seed: args.seed.unwrap_or_else(rand::random),
         };
         let run_id = args.run_id.clone().unwrap_or_else(new_run_id);
-        create_run(&store, &run_id, &suite, &args.backend, &plan)?;
+        create_run(&store, &run_id, &suite, &backend_name, &plan)?;
         (run_id, plan)
     };
 
@@ -142,7 +152,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
         state_dir: ctx.state_dir.clone(),
         triage,
         parallel: args.parallel,
-        gpu_slots: if args.backend == "docker" { gpu_slots } else { Vec::new() },
+        gpu_slots: if backend_name == "docker" { gpu_slots } else { Vec::new() },
         repo: era_repo,
     };
     let result = runner.execute(&run_id, &plan, &tasks);
