@@ -15,6 +15,10 @@ pub struct Ctx {
 
 impl Ctx {
     pub fn new(dir: &Path, suite: Option<&Path>) -> Ctx {
+        // Absolute, so that paths handed to git (run in the repository) and to children
+        // (run in their checkouts) mean the same place.
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let dir = dir.as_path();
         let suite_path = match suite {
             Some(path) => path.to_path_buf(),
             None => dir.join("perfarena.toml"),

@@ -187,3 +187,21 @@ fn a_repository_url_is_cloned_into_the_store() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(dir.join(".perfarena/repo/.git").exists());
 }
+
+#[test]
+fn adaptive_repeats_stop_once_the_verdict_is_clear() {
+    let (_tmp, dir) = toy_project();
+    let suite_path = dir.join("perfarena.toml");
+    let suite = std::fs::read_to_string(&suite_path).unwrap();
+    std::fs::write(&suite_path, format!("{suite}\n[stats]\nmin_repeats = 3\nmax_repeats = 6\n")).unwrap();
+    let out = perfarena(&dir, &["run", "--repeats", "auto", "--seed", "3"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Rounds are added look by look (3, then 6) and never beyond the maximum; on a quiet
+    // machine the first look is conclusive (the human change is ~60 % faster).
+    let attempts = count_attempts(&dir);
+    assert!(attempts == 6 || attempts == 12, "2 variants × a look's rounds (3 or 6), got {attempts}");
+    let json = perfarena(&dir, &["report", "--format", "json"]);
+    let model: serde_json::Value = serde_json::from_str(&stdout(&json)).unwrap();
+    let text = model["tasks"][0]["comparisons"].to_string();
+    assert!(text.contains("\"better\""), "{text}");
+}

@@ -245,16 +245,9 @@ impl Builder<'_> {
             }
         };
 
-        // The ladder. Step images of the builder are noted, to remove those a failed image leaves.
-        let step_images: Mutex<Vec<String>> = Mutex::new(Vec::new());
-        let on_line = |line: &str| {
-            reporter.line(job, line);
-            if let Some(id) = step_image(line) {
-                if let Ok(mut ids) = step_images.lock() {
-                    ids.push(id);
-                }
-            }
-        };
+        // The ladder. A failed try's step images stay as the engine's build cache (the next try
+        // reuses them, as may any other build): removing them would race with builds using them.
+        let on_line = |line: &str| reporter.line(job, line);
         let mut max_jobs = job.max_jobs;
         let mut try_idx = 0u32;
         let result = loop {
@@ -359,12 +352,6 @@ impl Builder<'_> {
             }
         };
         let _ = std::fs::remove_dir_all(&tmp);
-        // A failed or interrupted image leaves its builder's step images untagged: remove them
-        // (ones still used by another image stay), so failed builds do not fill the disk.
-        let built = result.is_ok() && tries.last().is_some_and(|t| t.status.is_ok());
-        if !built {
-            self.engine.remove_untagged(&step_images.into_inner().unwrap_or_default());
-        }
         result?;
         Ok(finish(tries))
     }
@@ -669,12 +656,6 @@ pub fn with_labels(dockerfile: &str, labels: &BTreeMap<String, String>) -> Strin
     out
 }
 
-/// The image id of a classic builder step line (` ---> 5e24d76cbaa4`).
-fn step_image(line: &str) -> Option<String> {
-    let id = line.trim().strip_prefix("---> ")?;
-    (id.len() >= 12 && id.chars().all(|c| c.is_ascii_hexdigit())).then(|| id.to_string())
-}
-
 fn repo_digest(repo_digests: &[String], name: &ImageName) -> Option<String> {
     let prefix = format!("{}@", name.repository_with_registry());
     repo_digests.iter().find_map(|d| d.strip_prefix(&prefix).map(String::from))
@@ -743,13 +724,6 @@ mod tests {
         let labels = BTreeMap::from([("a.b".to_string(), "x y".to_string()), ("c".to_string(), "q\"".to_string())]);
         assert_eq!(with_labels("FROM x\nRUN y\n\n", &labels), "FROM x\nRUN y\nLABEL a.b=\"x y\" c=\"q\\\"\"\n");
         assert_eq!(with_labels("FROM x", &BTreeMap::new()), "FROM x\n");
-    }
-
-    #[test]
-    fn step_lines_name_their_images() {
-        assert_eq!(step_image(" ---> 5e24d76cbaa4"), Some("5e24d76cbaa4".into()));
-        assert_eq!(step_image(" ---> Running in 6e4d58d46adc"), None);
-        assert_eq!(step_image(" ---> Using cache"), None);
     }
 
     #[test]

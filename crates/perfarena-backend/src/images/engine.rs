@@ -110,37 +110,6 @@ impl Engine {
         }
     }
 
-    /// Removes the images `ids` that no tag names, newest first (a failed build's step images);
-    /// an image another one builds on stays. The engine may still be removing the step's
-    /// container of a stopped build: a conflict is retried for a few seconds. Best effort.
-    pub fn remove_untagged(&self, ids: &[String]) {
-        let mut pending: Vec<String> = ids.iter().rev().cloned().collect();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !pending.is_empty() {
-            let mut conflicts = Vec::new();
-            for id in pending {
-                let Ok(Ok(image)) = self.short(self.docker.inspect_image(&id)) else { continue };
-                if !image.repo_tags.unwrap_or_default().is_empty() {
-                    continue;
-                }
-                let options = RemoveImageOptions { force: false, noprune: false, ..Default::default() };
-                if let Ok(Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, message })) =
-                    self.short(self.docker.remove_image(&id, Some(options), None))
-                {
-                    // "has dependent child images" will not change; "being used by" may.
-                    if !message.contains("dependent child") {
-                        conflicts.push(id);
-                    }
-                }
-            }
-            if conflicts.is_empty() || Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-            pending = conflicts;
-        }
-    }
-
     /// Builds `request`, appending the engine's output to `log` and passing each line to
     /// `on_line`. `Err(Cancelled)` when `cancel` was set (the engine stops the build when the
     /// stream is dropped).
