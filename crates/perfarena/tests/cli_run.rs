@@ -205,3 +205,12 @@ fn adaptive_repeats_stop_once_the_verdict_is_clear() {
     let text = model["tasks"][0]["comparisons"].to_string();
     assert!(text.contains("\"better\""), "{text}");
 }
+
+#[test]
+fn a_relative_project_directory_works() {
+    let (tmp, dir) = toy_project();
+    let rel = dir.strip_prefix(tmp.path()).unwrap();
+    let out = common::bin().current_dir(tmp.path()).arg("-C").arg(rel).args(["run", "--repeats", "1"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(count_attempts(&dir), 2, "baseline and human, measured from a relative -C");
+}
