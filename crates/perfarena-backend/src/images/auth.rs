@@ -119,10 +119,8 @@ impl CredentialSource {
             }
         }
         for key in &keys {
-            if let Some(entry) = self.config.auths.get(key) {
-                if let Some(found) = from_entry(entry) {
-                    return Some(found);
-                }
+            if let Some(found) = self.config.auths.get(key).and_then(from_entry) {
+                return Some(found);
             }
         }
         self.config.creds_store.as_deref().and_then(|store| run_helper(store, auth_key))

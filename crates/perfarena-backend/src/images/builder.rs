@@ -216,13 +216,13 @@ impl Builder<'_> {
             record(&mut tries, skipped(BuildStatus::AlreadyExists, "already in the registry".into(), digest.clone()));
             return Ok(finish(tries));
         }
-        if let Some(human) = &job.requires_human {
-            if !self.exists_anywhere(human)? {
-                let excerpt =
-                    format!("the human image {human} is in neither the local engine nor the registry: build it first (`--variant human`)");
-                record(&mut tries, skipped(BuildStatus::HumanImageMissing, excerpt, None));
-                return Ok(finish(tries));
-            }
+        if let Some(human) = &job.requires_human
+            && !self.exists_anywhere(human)?
+        {
+            let excerpt =
+                format!("the human image {human} is in neither the local engine nor the registry: build it first (`--variant human`)");
+            record(&mut tries, skipped(BuildStatus::HumanImageMissing, excerpt, None));
+            return Ok(finish(tries));
         }
         self.check_disk()?;
 
@@ -377,10 +377,10 @@ impl Builder<'_> {
         }
         for place in places {
             let probe = existing_ancestor(&place);
-            if let Some(free) = free_disk_gib(&probe) {
-                if free < min {
-                    return Err(ImagesError::LowDisk { path: probe.display().to_string(), free_gib: free, min_gib: min });
-                }
+            if let Some(free) = free_disk_gib(&probe)
+                && free < min
+            {
+                return Err(ImagesError::LowDisk { path: probe.display().to_string(), free_gib: free, min_gib: min });
             }
         }
         Ok(())

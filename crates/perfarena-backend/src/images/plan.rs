@@ -29,13 +29,13 @@ pub enum VariantFilter {
 
 impl VariantFilter {
     fn wants(self, variant: &VariantKind) -> bool {
-        match (self, variant) {
-            (VariantFilter::All, _) => true,
-            (VariantFilter::Baseline, VariantKind::Baseline) => true,
-            (VariantFilter::Human, VariantKind::Human) => true,
-            (VariantFilter::Candidates, VariantKind::Candidate(_)) => true,
-            _ => false,
-        }
+        matches!(
+            (self, variant),
+            (VariantFilter::All, _)
+                | (VariantFilter::Baseline, VariantKind::Baseline)
+                | (VariantFilter::Human, VariantKind::Human)
+                | (VariantFilter::Candidates, VariantKind::Candidate(_))
+        )
     }
 }
 

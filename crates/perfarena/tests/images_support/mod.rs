@@ -55,6 +55,9 @@ fn git(repo: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// A `builds` row: (image, status, try_idx, max_jobs, excerpt).
+pub type BuildRow = (String, String, i64, Option<i64>, Option<String>);
+
 /// A toy project whose images go to a unique repository; removes them when dropped.
 pub struct Toy {
     pub _tmp: tempfile::TempDir,
@@ -122,8 +125,8 @@ impl Toy {
         format!("{name}={}", self.dir.join("candidates").join(format!("{name}.patch")).display())
     }
 
-    /// Build rows: (image, status, try_idx, max_jobs, excerpt), in order.
-    pub fn builds(&self) -> Vec<(String, String, i64, Option<i64>, Option<String>)> {
+    /// Build rows, in order.
+    pub fn builds(&self) -> Vec<BuildRow> {
         let conn = rusqlite::Connection::open(self.dir.join(".perfarena/perfarena.db")).expect("store");
         let mut stmt = conn.prepare("SELECT image_ref, status, try_idx, max_jobs, excerpt FROM builds ORDER BY id").expect("query");
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
@@ -172,12 +175,12 @@ impl Drop for Toy {
     fn drop(&mut self) {
         // Only this test's images: its unique repository, locally and in the registry.
         for image in self.local_images() {
-            if let Some((_, tag)) = image.rsplit_once(':') {
-                if let Some(digest) = registry_digest(&self.repo, tag) {
-                    let _ = Command::new("curl")
-                        .args(["-fsS", "-m", "5", "-X", "DELETE", &format!("http://{REGISTRY}/v2/{}/manifests/{digest}", self.repo)])
-                        .output();
-                }
+            if let Some((_, tag)) = image.rsplit_once(':')
+                && let Some(digest) = registry_digest(&self.repo, tag)
+            {
+                let _ = Command::new("curl")
+                    .args(["-fsS", "-m", "5", "-X", "DELETE", &format!("http://{REGISTRY}/v2/{}/manifests/{digest}", self.repo)])
+                    .output();
             }
             let _ = docker_cli(&["rmi", "-f", &image]);
         }

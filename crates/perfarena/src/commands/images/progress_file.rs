@@ -68,10 +68,10 @@ impl ProgressFile {
 
     /// Changes one image's entry and rewrites the file.
     pub fn update(&self, image: &str, change: impl FnOnce(&mut ImageProgress)) {
-        if let Ok(mut inner) = self.inner.lock() {
-            if let Some(entry) = inner.1.iter_mut().find(|e| e.image == image) {
-                change(entry);
-            }
+        if let Ok(mut inner) = self.inner.lock()
+            && let Some(entry) = inner.1.iter_mut().find(|e| e.image == image)
+        {
+            change(entry);
         }
         self.write();
     }
