@@ -80,8 +80,8 @@ impl RunPlan {
 }
 
 /// Reads `NAME=PATH` candidate arguments: PATH is one patch for every task, or a directory
-/// holding `<commit prefix>*.patch|.diff` files, one per task.
-pub fn load_candidates(args: &[String], tasks: &[Task], store: &Store) -> Result<Vec<PlannedCandidate>> {
+/// holding `<commit prefix>*.patch|.diff` files, one per task. Returns `(task, name, patch text)`.
+pub fn read_candidate_args(args: &[String], tasks: &[Task]) -> Result<Vec<(CommitId, CandidateName, String)>> {
     let mut out = Vec::new();
     for arg in args {
         let (name, path) = arg
@@ -96,10 +96,19 @@ pub fn load_candidates(args: &[String], tasks: &[Task], store: &Store) -> Result
             if text.trim().is_empty() {
                 bail!("--candidates {name}: {} is empty", file.display());
             }
-            let patch_sha = perfarena_core::patch::sha256_hex(&text);
-            store.put_patch(&patch_sha, &text)?;
-            out.push(PlannedCandidate { task: task.commit.clone(), name: name.clone(), patch_sha });
+            out.push((task.commit.clone(), name.clone(), text));
         }
+    }
+    Ok(out)
+}
+
+/// Reads the candidate arguments and keeps each patch in the store, by its sha256.
+pub fn load_candidates(args: &[String], tasks: &[Task], store: &Store) -> Result<Vec<PlannedCandidate>> {
+    let mut out = Vec::new();
+    for (task, name, text) in read_candidate_args(args, tasks)? {
+        let patch_sha = perfarena_core::patch::sha256_hex(&text);
+        store.put_patch(&patch_sha, &text)?;
+        out.push(PlannedCandidate { task, name, patch_sha });
     }
     Ok(out)
 }

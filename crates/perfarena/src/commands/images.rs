@@ -6,16 +6,16 @@ mod progress_file;
 mod records;
 mod status;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::Result;
 
 use perfarena_backend::images::auth::CredentialSource;
 use perfarena_backend::images::plan::{CandidatePatch, VariantFilter};
 use perfarena_backend::images::registry::RegistryClient;
-use perfarena_core::{CandidateName, Suite, Task};
+use perfarena_core::{Suite, Task};
 
 use crate::context::Ctx;
 
@@ -130,43 +130,10 @@ fn registry_client(insecure: Vec<String>) -> RegistryClient {
     RegistryClient::new(CredentialSource::from_environment(), insecure, Duration::from_secs(10))
 }
 
-/// Reads `NAME=PATH` candidate arguments without touching the store: PATH is one patch for
-/// every task, or a directory of `<commit prefix>*.patch|.diff` files.
+/// Reads `NAME=PATH` candidate arguments without touching the store.
 fn read_candidates(args: &[String], tasks: &[Task]) -> Result<Vec<CandidatePatch>> {
-    let mut out = Vec::new();
-    for arg in args {
-        let (name, path) = arg
-            .split_once('=')
-            .with_context(|| format!("--candidates {arg:?}: expected NAME=PATCH (a patch file or a directory of <commit>.patch files)"))?;
-        let name = CandidateName::parse(name).with_context(|| format!("--candidates {arg:?}"))?;
-        let path = Path::new(path);
-        for task in tasks {
-            let file = if path.is_dir() { task_patch(path, task)? } else { Some(path.to_path_buf()) };
-            let Some(file) = file else { continue };
-            let text = std::fs::read_to_string(&file).with_context(|| format!("--candidates {name}: cannot read {}", file.display()))?;
-            if text.trim().is_empty() {
-                bail!("--candidates {name}: {} is empty", file.display());
-            }
-            out.push(CandidatePatch::new(task.commit.clone(), name.clone(), text));
-        }
-    }
-    Ok(out)
-}
-
-fn task_patch(dir: &Path, task: &Task) -> Result<Option<PathBuf>> {
-    let mut hits = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
-        let path = entry?.path();
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
-        let is_patch = matches!(path.extension().and_then(|e| e.to_str()), Some("patch" | "diff"));
-        let prefix: String = stem.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-        if is_patch && prefix.len() >= 7 && task.commit.as_str().starts_with(&prefix.to_ascii_lowercase()) {
-            hits.push(path);
-        }
-    }
-    match hits.len() {
-        0 => Ok(None),
-        1 => Ok(hits.pop()),
-        _ => bail!("{}: several patches for task {}: {:?}", dir.display(), task.short_id(), hits),
-    }
+    Ok(crate::runner::read_candidate_args(args, tasks)?
+        .into_iter()
+        .map(|(task, name, text)| CandidatePatch::new(task, name, text))
+        .collect())
 }
