@@ -24,9 +24,12 @@ use std::time::{Duration, Instant};
 use bollard::Docker;
 use bollard::container::LogOutput;
 use bollard::exec::{StartExecOptions, StartExecResults};
-use bollard::models::{ContainerCreateBody, DeviceRequest, ExecConfig, HostConfig, Mount, MountType, ResourcesUlimits};
+use bollard::models::{
+    ContainerCreateBody, DeviceRequest, ExecConfig, HostConfig, Mount, MountType, ResourcesUlimits,
+};
 use bollard::query_parameters::{
-    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
 
@@ -37,7 +40,10 @@ use perfarena_core::{AttemptStatus, CommitId, RunId, VariantKind, patch};
 
 use crate::git::GitRepo;
 use crate::process::pid_alive;
-use crate::{AttemptOutcome, AttemptSpec, Backend, BackendError, BackendKind, PrepareFailure, Prepared, VariantSpec};
+use crate::{
+    AttemptOutcome, AttemptSpec, Backend, BackendError, BackendKind, PrepareFailure, Prepared,
+    VariantSpec,
+};
 
 /// Label keys on every container perfarena starts.
 pub const LABEL_RUN: &str = "perfarena.run";
@@ -94,12 +100,25 @@ pub fn resolve_secrets(section: &SecretsSection, base: &Path) -> Result<Vec<Secr
             })?
         } else {
             let path = base.join(&source.file);
-            fs::read_to_string(&path).map_err(|e| BackendError::io(format!("secrets.vars.{name}: cannot read {}", path.display()), e))?.trim().to_string()
+            fs::read_to_string(&path)
+                .map_err(|e| {
+                    BackendError::io(
+                        format!("secrets.vars.{name}: cannot read {}", path.display()),
+                        e,
+                    )
+                })?
+                .trim()
+                .to_string()
         };
         if value.is_empty() {
-            return Err(BackendError::Other(format!("secrets.vars.{name}: the secret is empty")));
+            return Err(BackendError::Other(format!(
+                "secrets.vars.{name}: the secret is empty"
+            )));
         }
-        out.push(Secret { name: name.clone(), value });
+        out.push(Secret {
+            name: name.clone(),
+            value,
+        });
     }
     Ok(out)
 }
@@ -181,13 +200,22 @@ impl DockerBackend {
     pub fn connect(settings: DockerSettings) -> Result<DockerBackend, BackendError> {
         let runtime = new_runtime()?;
         let docker = connect(&runtime)?;
-        Ok(DockerBackend { docker, runtime, settings, host: hostname(), harness_mounts: Mutex::new(HashMap::new()) })
+        Ok(DockerBackend {
+            docker,
+            runtime,
+            settings,
+            host: hostname(),
+            harness_mounts: Mutex::new(HashMap::new()),
+        })
     }
 
     /// Turns an API error into a backend error: `Unavailable` when the daemon no longer
     /// answers a ping (the run stops), an infra error otherwise.
     async fn api_error(&self, context: &str, error: bollard::errors::Error) -> BackendError {
-        let alive = matches!(tokio::time::timeout(Duration::from_secs(3), self.docker.ping()).await, Ok(Ok(_)));
+        let alive = matches!(
+            tokio::time::timeout(Duration::from_secs(3), self.docker.ping()).await,
+            Ok(Ok(_))
+        );
         if alive {
             BackendError::Other(format!("docker: {context}: {error}"))
         } else {
@@ -206,7 +234,12 @@ impl DockerBackend {
         labels.insert(LABEL_VARIANT.to_string(), spec.variant.to_string());
         labels.insert(LABEL_ATTEMPT.to_string(), spec.round_idx.to_string());
         labels.insert(LABEL_PID.to_string(), pid.to_string());
-        labels.insert(LABEL_PID_START.to_string(), process_start(pid as i32).map(|s| s.to_string()).unwrap_or_default());
+        labels.insert(
+            LABEL_PID_START.to_string(),
+            process_start(pid as i32)
+                .map(|s| s.to_string())
+                .unwrap_or_default(),
+        );
         labels.insert(LABEL_HOST.to_string(), self.host.clone());
         labels
     }
@@ -219,9 +252,17 @@ impl DockerBackend {
     }
 
     /// The read-only mounts that put the task's fixed harness over every variant's copy.
-    fn harness_mounts_for(&self, spec: &VariantSpec) -> Result<Result<Vec<Mount>, String>, BackendError> {
+    fn harness_mounts_for(
+        &self,
+        spec: &VariantSpec,
+    ) -> Result<Result<Vec<Mount>, String>, BackendError> {
         let key = (spec.run_id.0.clone(), spec.task.commit.clone());
-        if let Some(mounts) = self.harness_mounts.lock().ok().and_then(|m| m.get(&key).cloned()) {
+        if let Some(mounts) = self
+            .harness_mounts
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).cloned())
+        {
             return Ok(Ok(mounts));
         }
         let globs = &self.settings.harness_globs;
@@ -229,10 +270,14 @@ impl DockerBackend {
             HarnessSource::Image => return Ok(Ok(Vec::new())),
             HarnessSource::Dir(dir) => {
                 if !dir.is_dir() {
-                    return Ok(Err(format!("docker.harness_dir {} is not a directory", dir.display())));
+                    return Ok(Err(format!(
+                        "docker.harness_dir {} is not a directory",
+                        dir.display()
+                    )));
                 }
                 let mut files = Vec::new();
-                list_files(dir, dir, &mut files).map_err(|e| BackendError::io(format!("cannot list {}", dir.display()), e))?;
+                list_files(dir, dir, &mut files)
+                    .map_err(|e| BackendError::io(format!("cannot list {}", dir.display()), e))?;
                 (dir.clone(), files)
             }
             HarnessSource::Baseline(repo) => {
@@ -242,7 +287,12 @@ impl DockerBackend {
                         spec.task.short_id()
                     )));
                 };
-                let target = self.settings.state_dir.join("harness").join(&spec.run_id.0).join(spec.task.short_id());
+                let target = self
+                    .settings
+                    .state_dir
+                    .join("harness")
+                    .join(&spec.run_id.0)
+                    .join(spec.task.short_id());
                 match extract_harness(repo, parent.as_str(), globs, &target)? {
                     Ok(files) => (target, files),
                     Err(message) => return Ok(Err(message)),
@@ -253,7 +303,11 @@ impl DockerBackend {
             .map_err(BackendError::Other)?
             .into_iter()
             .map(|rel| Mount {
-                target: Some(format!("{}/{}", self.settings.source_dir.trim_end_matches('/'), rel)),
+                target: Some(format!(
+                    "{}/{}",
+                    self.settings.source_dir.trim_end_matches('/'),
+                    rel
+                )),
                 source: Some(root.join(&rel).display().to_string()),
                 typ: Some(MountType::BIND),
                 read_only: Some(true),
@@ -267,32 +321,80 @@ impl DockerBackend {
     }
 
     /// The container to create for one attempt (pure: snapshot-tested).
-    pub fn container_config(&self, spec: &AttemptSpec, image: &str, command: &str, mounts: Vec<Mount>) -> ContainerCreateBody {
-        container_config(&self.settings, spec, image, command, mounts, self.labels(spec), self.kill_grace(spec))
+    pub fn container_config(
+        &self,
+        spec: &AttemptSpec,
+        image: &str,
+        command: &str,
+        mounts: Vec<Mount>,
+    ) -> ContainerCreateBody {
+        container_config(
+            &self.settings,
+            spec,
+            image,
+            command,
+            mounts,
+            self.labels(spec),
+            self.kill_grace(spec),
+        )
     }
 
-    async fn run_async(&self, spec: &AttemptSpec, prepared: &Prepared, events: &dyn EventSink) -> Result<AttemptOutcome, BackendError> {
-        let image = prepared.image.clone().ok_or_else(|| BackendError::Other("variant has no image".into()))?;
-        fs::create_dir_all(&spec.attempt_dir).map_err(|e| BackendError::io(format!("cannot create {}", spec.attempt_dir.display()), e))?;
+    async fn run_async(
+        &self,
+        spec: &AttemptSpec,
+        prepared: &Prepared,
+        events: &dyn EventSink,
+    ) -> Result<AttemptOutcome, BackendError> {
+        let image = prepared
+            .image
+            .clone()
+            .ok_or_else(|| BackendError::Other("variant has no image".into()))?;
+        fs::create_dir_all(&spec.attempt_dir).map_err(|e| {
+            BackendError::io(format!("cannot create {}", spec.attempt_dir.display()), e)
+        })?;
         let started = Instant::now();
-        let mounts = self.harness_mounts.lock().ok().and_then(|m| m.get(&(spec.run_id.0.clone(), spec.task.clone())).cloned()).unwrap_or_default();
+        let mounts = self
+            .harness_mounts
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&(spec.run_id.0.clone(), spec.task.clone())).cloned())
+            .unwrap_or_default();
         let client_log = spec.attempt_dir.join("client.log");
-        let server_log = spec.server.as_ref().map(|_| spec.attempt_dir.join("server.log"));
+        let server_log = spec
+            .server
+            .as_ref()
+            .map(|_| spec.attempt_dir.join("server.log"));
         let main_command = spec.server.clone().unwrap_or_else(|| spec.client.clone());
         let config = self.container_config(spec, &image, &main_command, mounts);
         let name = container_name(spec);
-        let created = match self.docker.create_container(Some(CreateContainerOptionsBuilder::default().name(&name).build()), config).await {
+        let created = match self
+            .docker
+            .create_container(
+                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                config,
+            )
+            .await
+        {
             Ok(created) => created,
             Err(e) => return Err(self.api_error("create the container", e).await),
         };
         let container = created.id;
         let secrets = &self.settings.secrets;
         let main_file = server_log.clone().unwrap_or_else(|| client_log.clone());
-        let main_stream = if spec.server.is_some() { LogStream::Server } else { LogStream::Client };
+        let main_stream = if spec.server.is_some() {
+            LogStream::Server
+        } else {
+            LogStream::Client
+        };
         let mut streams = Streams::default();
         let driven = async {
             streams.main = Some(OutputPipe::open(&main_file, secrets, main_stream)?);
-            let attach = AttachContainerOptionsBuilder::default().stream(true).stdout(true).stderr(true).logs(true).build();
+            let attach = AttachContainerOptionsBuilder::default()
+                .stream(true)
+                .stdout(true)
+                .stderr(true)
+                .logs(true)
+                .build();
             let attached = match self.docker.attach_container(&container, Some(attach)).await {
                 Ok(attached) => attached,
                 Err(e) => return Err(self.api_error("attach to the container", e).await),
@@ -303,10 +405,19 @@ impl DockerBackend {
             if let Err(e) = self.docker.start_container(&container, None).await {
                 return Err(self.api_error("start the container", e).await);
             }
-            self.drive(spec, &container, started, &mut streams, events).await
+            self.drive(spec, &container, started, &mut streams, events)
+                .await
         }
         .await;
-        let teardown = self.teardown(&container, self.kill_grace(spec), &mut streams, events, spec).await;
+        let teardown = self
+            .teardown(
+                &container,
+                self.kill_grace(spec),
+                &mut streams,
+                events,
+                spec,
+            )
+            .await;
         let flushed = streams.finish();
         let driven = driven?;
         flushed?;
@@ -325,11 +436,17 @@ impl DockerBackend {
             if outcome.status == AttemptStatus::Ok {
                 outcome.status = AttemptStatus::Crashed;
             }
-            outcome.message.push_str(if outcome.message.is_empty() { "" } else { "; " });
-            outcome.message.push_str("OOMKilled: the container hit its memory limit (docker.memory)");
+            outcome
+                .message
+                .push_str(if outcome.message.is_empty() { "" } else { "; " });
+            outcome
+                .message
+                .push_str("OOMKilled: the container hit its memory limit (docker.memory)");
         }
         if let Some(note) = torn.note {
-            outcome.message.push_str(if outcome.message.is_empty() { "" } else { "; " });
+            outcome
+                .message
+                .push_str(if outcome.message.is_empty() { "" } else { "; " });
             outcome.message.push_str(&note);
         }
         Ok(outcome)
@@ -357,11 +474,22 @@ impl DockerBackend {
                 if streams.main.as_ref().is_none_or(|p| p.stream.is_none()) {
                     let state = self.container_state(container).await?;
                     if !state.running {
-                        return Ok(client_result(state.exit_code, None, &spec.attempt_dir.join("client.log"), false));
+                        return Ok(client_result(
+                            state.exit_code,
+                            None,
+                            &spec.attempt_dir.join("client.log"),
+                            false,
+                        ));
                     }
                 }
                 if Instant::now() >= deadline {
-                    return Ok(Driven::timeout(format!("attempt timed out after {}s while the client was running", spec.timeout.as_secs()), None));
+                    return Ok(Driven::timeout(
+                        format!(
+                            "attempt timed out after {}s while the client was running",
+                            spec.timeout.as_secs()
+                        ),
+                        None,
+                    ));
                 }
             }
         }
@@ -373,10 +501,15 @@ impl DockerBackend {
             }
             let state = self.container_state(container).await?;
             if !state.running {
-                streams.pump_for(Duration::from_millis(200), events, spec).await?;
+                streams
+                    .pump_for(Duration::from_millis(200), events, spec)
+                    .await?;
                 let log = spec.attempt_dir.join("server.log");
                 let tail = crate::process::tail_lines(&log, 1);
-                let code = state.exit_code.map(|c| format!("code {c}")).unwrap_or_else(|| "an unknown status".into());
+                let code = state
+                    .exit_code
+                    .map(|c| format!("code {c}"))
+                    .unwrap_or_else(|| "an unknown status".into());
                 return Ok(Driven {
                     status: AttemptStatus::Crashed,
                     exit_code: state.exit_code.map(|c| c as i32),
@@ -389,7 +522,12 @@ impl DockerBackend {
                     ProbeResult::Ready => {
                         let after = started.elapsed().as_secs_f64();
                         ready_after_s = Some(after);
-                        events.emit(Event::ServerReady { task: spec.task.clone(), variant: spec.variant.clone(), round_idx: spec.round_idx, after_s: after });
+                        events.emit(Event::ServerReady {
+                            task: spec.task.clone(),
+                            variant: spec.variant.clone(),
+                            round_idx: spec.round_idx,
+                            after_s: after,
+                        });
                         break;
                     }
                     ProbeResult::NoTool => {
@@ -405,14 +543,26 @@ impl DockerBackend {
                 next_probe = Instant::now() + spec.readiness.interval;
             }
             if Instant::now() >= ready_deadline {
-                return Ok(Driven::timeout(format!("server not ready after {:.0}s (readiness timeout)", started.elapsed().as_secs_f64()), None));
+                return Ok(Driven::timeout(
+                    format!(
+                        "server not ready after {:.0}s (readiness timeout)",
+                        started.elapsed().as_secs_f64()
+                    ),
+                    None,
+                ));
             }
-            streams.pump_for(tick.min(spec.readiness.interval), events, spec).await?;
+            streams
+                .pump_for(tick.min(spec.readiness.interval), events, spec)
+                .await?;
         }
 
         // The client, exec'd into the running container.
         let client_log = spec.attempt_dir.join("client.log");
-        streams.client = Some(OutputPipe::open(&client_log, &self.settings.secrets, LogStream::Client)?);
+        streams.client = Some(OutputPipe::open(
+            &client_log,
+            &self.settings.secrets,
+            LogStream::Client,
+        )?);
         let exec = ExecConfig {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
@@ -423,7 +573,18 @@ impl DockerBackend {
             Ok(created) => created.id,
             Err(e) => return Err(self.api_error("start the client", e).await),
         };
-        match self.docker.start_exec(&exec_id, Some(StartExecOptions { detach: false, tty: false, output_capacity: Some(64 * 1024) })).await {
+        match self
+            .docker
+            .start_exec(
+                &exec_id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: false,
+                    output_capacity: Some(64 * 1024),
+                }),
+            )
+            .await
+        {
             Ok(StartExecResults::Attached { output, .. }) => {
                 if let Some(pipe) = streams.client.as_mut() {
                     pipe.stream = Some(output);
@@ -441,7 +602,13 @@ impl DockerBackend {
                 break;
             }
             if Instant::now() >= deadline {
-                return Ok(Driven::timeout(format!("attempt timed out after {}s while the client was running", spec.timeout.as_secs()), ready_after_s));
+                return Ok(Driven::timeout(
+                    format!(
+                        "attempt timed out after {}s while the client was running",
+                        spec.timeout.as_secs()
+                    ),
+                    ready_after_s,
+                ));
             }
         }
         // The output ended: the exit code follows shortly.
@@ -457,20 +624,33 @@ impl DockerBackend {
             }
         }
         let server_alive = self.container_state(container).await?.running;
-        Ok(client_result(exit_code, ready_after_s, &client_log, !server_alive))
+        Ok(client_result(
+            exit_code,
+            ready_after_s,
+            &client_log,
+            !server_alive,
+        ))
     }
 
     async fn container_state(&self, container: &str) -> Result<ContainerRunState, BackendError> {
         match self.docker.inspect_container(container, None).await {
             Ok(inspect) => {
                 let state = inspect.state.unwrap_or_default();
-                Ok(ContainerRunState { running: state.running.unwrap_or(false), exit_code: state.exit_code, oom_killed: state.oom_killed.unwrap_or(false) })
+                Ok(ContainerRunState {
+                    running: state.running.unwrap_or(false),
+                    exit_code: state.exit_code,
+                    oom_killed: state.oom_killed.unwrap_or(false),
+                })
             }
             Err(e) => Err(self.api_error("inspect the container", e).await),
         }
     }
 
-    async fn probe(&self, container: &str, spec: &AttemptSpec) -> Result<ProbeResult, BackendError> {
+    async fn probe(
+        &self,
+        container: &str,
+        spec: &AttemptSpec,
+    ) -> Result<ProbeResult, BackendError> {
         let (script, arg) = match spec.readiness.kind {
             ReadinessKind::None => return Ok(ProbeResult::Ready),
             ReadinessKind::Http => (HTTP_PROBE, spec.readiness.url.clone()),
@@ -479,17 +659,27 @@ impl DockerBackend {
         let exec = ExecConfig {
             attach_stdout: Some(true),
             attach_stderr: Some(true),
-            cmd: Some(vec!["sh".into(), "-c".into(), script.into(), "perfarena-probe".into(), arg]),
+            cmd: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                script.into(),
+                "perfarena-probe".into(),
+                arg,
+            ]),
             ..Default::default()
         };
         let exec_id = match self.docker.create_exec(container, exec).await {
             Ok(created) => created.id,
             // The container stopped between the inspect and the probe: the caller sees it next.
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 409, .. }) => return Ok(ProbeResult::NotReady),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 409, ..
+            }) => return Ok(ProbeResult::NotReady),
             Err(e) => return Err(self.api_error("probe readiness", e).await),
         };
         let run = async {
-            if let Ok(StartExecResults::Attached { mut output, .. }) = self.docker.start_exec(&exec_id, None).await {
+            if let Ok(StartExecResults::Attached { mut output, .. }) =
+                self.docker.start_exec(&exec_id, None).await
+            {
                 while output.next().await.is_some() {}
             }
         };
@@ -516,7 +706,10 @@ impl DockerBackend {
     ) -> Result<Torn, BackendError> {
         let stop_started = Instant::now();
         let grace_s = grace.as_secs().max(1) as i32;
-        let stop = self.docker.stop_container(container, Some(StopContainerOptionsBuilder::default().t(grace_s).build()));
+        let stop = self.docker.stop_container(
+            container,
+            Some(StopContainerOptionsBuilder::default().t(grace_s).build()),
+        );
         tokio::pin!(stop);
         let stopped = loop {
             tokio::select! {
@@ -527,34 +720,75 @@ impl DockerBackend {
         let stop_took = stop_started.elapsed();
         if let Err(e) = stopped {
             // 304: already stopped; 404: gone. Anything else is reported after removal.
-            if !matches!(&e, bollard::errors::Error::DockerResponseServerError { status_code: 304 | 404, .. }) {
+            if !matches!(
+                &e,
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 304 | 404,
+                    ..
+                }
+            ) {
                 let error = self.api_error("stop the container", e).await;
-                let _ = self.docker.remove_container(container, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await;
+                let _ = self
+                    .docker
+                    .remove_container(
+                        container,
+                        Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+                    )
+                    .await;
                 return Err(error);
             }
         }
         // Whatever output is still buffered.
         let drain_until = Instant::now() + Duration::from_secs(3);
         while streams.any_open() && Instant::now() < drain_until {
-            streams.pump_for(Duration::from_millis(100), events, spec).await?;
+            streams
+                .pump_for(Duration::from_millis(100), events, spec)
+                .await?;
         }
         let state = self.container_state(container).await;
-        let removed = self.docker.remove_container(container, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await;
+        let removed = self
+            .docker
+            .remove_container(
+                container,
+                Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+            )
+            .await;
         let state = state?;
         if let Err(e) = removed {
-            if !matches!(&e, bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) {
+            if !matches!(
+                &e,
+                bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    ..
+                }
+            ) {
                 return Err(self.api_error("remove the container", e).await);
             }
         }
         let note = (state.exit_code == Some(137) && !state.oom_killed && stop_took + Duration::from_millis(200) >= grace)
             .then(|| format!("the container did not stop on SIGTERM and was killed after the {}s grace period", grace_s));
-        Ok(Torn { oom_killed: state.oom_killed, note })
+        Ok(Torn {
+            oom_killed: state.oom_killed,
+            note,
+        })
     }
 
-    async fn remove_where(&self, filter: impl Fn(&HashMap<String, String>) -> bool) -> Result<usize, BackendError> {
+    async fn remove_where(
+        &self,
+        filter: impl Fn(&HashMap<String, String>) -> bool,
+    ) -> Result<usize, BackendError> {
         let mut filters = HashMap::new();
         filters.insert("label".to_string(), vec![LABEL_RUN.to_string()]);
-        let list = match self.docker.list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build())).await {
+        let list = match self
+            .docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+        {
             Ok(list) => list,
             Err(e) => return Err(self.api_error("list containers", e).await),
         };
@@ -566,10 +800,20 @@ impl DockerBackend {
                 continue;
             }
             let Some(id) = summary.id else { continue };
-            match self.docker.remove_container(&id, Some(RemoveContainerOptionsBuilder::default().force(true).build())).await {
+            match self
+                .docker
+                .remove_container(
+                    &id,
+                    Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+                )
+                .await
+            {
                 Ok(()) => removed += 1,
                 // Gone already, or another perfarena on this host is removing it right now.
-                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404 | 409, .. }) => {}
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404 | 409,
+                    ..
+                }) => {}
                 Err(e) => return Err(self.api_error("remove an orphaned container", e).await),
             }
         }
@@ -587,7 +831,12 @@ struct Driven {
 
 impl Driven {
     fn timeout(message: String, ready_after_s: Option<f64>) -> Driven {
-        Driven { status: AttemptStatus::Timeout, exit_code: None, message, ready_after_s }
+        Driven {
+            status: AttemptStatus::Timeout,
+            exit_code: None,
+            message,
+            ready_after_s,
+        }
     }
 }
 
@@ -609,9 +858,19 @@ enum ProbeResult {
     NoTool,
 }
 
-fn client_result(exit_code: Option<i64>, ready_after_s: Option<f64>, client_log: &Path, server_gone: bool) -> Driven {
+fn client_result(
+    exit_code: Option<i64>,
+    ready_after_s: Option<f64>,
+    client_log: &Path,
+    server_gone: bool,
+) -> Driven {
     match exit_code {
-        Some(0) => Driven { status: AttemptStatus::Ok, exit_code: Some(0), message: String::new(), ready_after_s },
+        Some(0) => Driven {
+            status: AttemptStatus::Ok,
+            exit_code: Some(0),
+            message: String::new(),
+            ready_after_s,
+        },
         code => {
             let mut message = match code {
                 Some(code) => format!("client exited with code {code}"),
@@ -625,7 +884,12 @@ fn client_result(exit_code: Option<i64>, ready_after_s: Option<f64>, client_log:
                 message.push_str(": ");
                 message.push_str(&tail);
             }
-            Driven { status: AttemptStatus::Crashed, exit_code: code.map(|c| c as i32), message, ready_after_s }
+            Driven {
+                status: AttemptStatus::Crashed,
+                exit_code: code.map(|c| c as i32),
+                message,
+                ready_after_s,
+            }
         }
     }
 }
@@ -649,7 +913,12 @@ pub fn container_config(
     env.extend(spec.env.iter().map(|(k, v)| format!("{k}={v}")));
     env.extend(section.env.iter().map(|(k, v)| format!("{k}={v}")));
     if settings.secrets_section.allows(&spec.variant) {
-        env.extend(settings.secrets.iter().map(|s| format!("{}={}", s.name, s.value)));
+        env.extend(
+            settings
+                .secrets
+                .iter()
+                .map(|s| format!("{}={}", s.name, s.value)),
+        );
     }
     for spec_mount in &section.mounts {
         if let Some((source, target)) = spec_mount.split_once(':') {
@@ -683,7 +952,15 @@ pub fn container_config(
         memory_swap: memory,
         cpuset_cpus: (!section.cpuset.is_empty()).then(|| section.cpuset.clone()),
         ulimits: (!section.ulimits.is_empty()).then(|| {
-            section.ulimits.iter().map(|(name, value)| ResourcesUlimits { name: Some(name.clone()), soft: Some(*value), hard: Some(*value) }).collect()
+            section
+                .ulimits
+                .iter()
+                .map(|(name, value)| ResourcesUlimits {
+                    name: Some(name.clone()),
+                    soft: Some(*value),
+                    hard: Some(*value),
+                })
+                .collect()
         }),
         device_requests,
         ..Default::default()
@@ -704,23 +981,49 @@ pub fn container_config(
 }
 
 fn gpu_request(count: Option<i64>, device_ids: Option<Vec<String>>) -> DeviceRequest {
-    DeviceRequest { driver: Some(String::new()), count, device_ids, capabilities: Some(vec![vec!["gpu".into()]]), options: None }
+    DeviceRequest {
+        driver: Some(String::new()),
+        count,
+        device_ids,
+        capabilities: Some(vec![vec!["gpu".into()]]),
+        options: None,
+    }
 }
 
 /// A container name: readable, unique, and only characters docker accepts.
 fn container_name(spec: &AttemptSpec) -> String {
-    let raw = format!("pa-{}-{}-{}-r{}-{:04x}", spec.run_id.0, spec.task.short(12), spec.variant.dir_name(), spec.round_idx, rand_u16());
-    raw.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') { c } else { '-' }).collect()
+    let raw = format!(
+        "pa-{}-{}-{}-r{}-{:04x}",
+        spec.run_id.0,
+        spec.task.short(12),
+        spec.variant.dir_name(),
+        spec.round_idx,
+        rand_u16()
+    );
+    raw.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect()
 }
 
 fn rand_u16() -> u16 {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     (nanos ^ (std::process::id() << 3)) as u16
 }
 
 /// This host's name (containers are swept only by the host that started them).
 pub fn hostname() -> String {
-    fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "unknown".into())
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// A process's start time (clock ticks since boot), so that a reused pid is not taken for the
@@ -734,11 +1037,16 @@ pub fn process_start(pid: i32) -> Option<u64> {
 
 /// Whether the perfarena process that labelled a container is still running.
 fn owner_alive(labels: &HashMap<String, String>) -> bool {
-    let Some(pid) = labels.get(LABEL_PID).and_then(|p| p.parse::<i32>().ok()) else { return false };
+    let Some(pid) = labels.get(LABEL_PID).and_then(|p| p.parse::<i32>().ok()) else {
+        return false;
+    };
     if !pid_alive(pid) {
         return false;
     }
-    match labels.get(LABEL_PID_START).and_then(|s| s.parse::<u64>().ok()) {
+    match labels
+        .get(LABEL_PID_START)
+        .and_then(|s| s.parse::<u64>().ok())
+    {
         Some(start) => process_start(pid) == Some(start),
         None => true,
     }
@@ -759,14 +1067,21 @@ fn list_files(root: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Result
 }
 
 /// Writes the files of `rev` matching `globs` under `target` (once); returns their paths.
-fn extract_harness(repo: &GitRepo, rev: &str, globs: &[String], target: &Path) -> Result<Result<Vec<String>, String>, BackendError> {
+fn extract_harness(
+    repo: &GitRepo,
+    rev: &str,
+    globs: &[String],
+    target: &Path,
+) -> Result<Result<Vec<String>, String>, BackendError> {
     let listing = match repo.run_ok(&["ls-tree", "-r", "-z", rev]) {
         Ok(listing) => listing,
         Err(e) => return Ok(Err(format!("cannot list the harness at {rev}: {e}"))),
     };
     let mut entries = Vec::new();
     for record in listing.split('\0').filter(|r| !r.is_empty()) {
-        let Some((meta, path)) = record.split_once('\t') else { continue };
+        let Some((meta, path)) = record.split_once('\t') else {
+            continue;
+        };
         let mut meta = meta.split_whitespace();
         let (mode, kind) = (meta.next().unwrap_or(""), meta.next().unwrap_or(""));
         if kind == "blob" {
@@ -774,27 +1089,38 @@ fn extract_harness(repo: &GitRepo, rev: &str, globs: &[String], target: &Path) -
         }
     }
     let paths: Vec<String> = entries.iter().map(|(p, _)| p.clone()).collect();
-    let wanted: BTreeSet<String> = patch::matching(&paths, globs).map_err(|e| BackendError::Other(e.to_string()))?.into_iter().collect();
+    let wanted: BTreeSet<String> = patch::matching(&paths, globs)
+        .map_err(|e| BackendError::Other(e.to_string()))?
+        .into_iter()
+        .collect();
     let done_marker = target.join(".perfarena-harness-complete");
     if !done_marker.exists() {
         let _ = fs::remove_dir_all(target);
         for (path, executable) in entries.iter().filter(|(p, _)| wanted.contains(p)) {
             let output = repo.run(&["show", &format!("{rev}:{path}")])?;
             if !output.status.success() {
-                return Ok(Err(format!("cannot read {path} at {rev}: {}", String::from_utf8_lossy(&output.stderr).trim())));
+                return Ok(Err(format!(
+                    "cannot read {path} at {rev}: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )));
             }
             let file = target.join(path);
             if let Some(parent) = file.parent() {
-                fs::create_dir_all(parent).map_err(|e| BackendError::io(format!("cannot create {}", parent.display()), e))?;
+                fs::create_dir_all(parent).map_err(|e| {
+                    BackendError::io(format!("cannot create {}", parent.display()), e)
+                })?;
             }
-            fs::write(&file, &output.stdout).map_err(|e| BackendError::io(format!("cannot write {}", file.display()), e))?;
+            fs::write(&file, &output.stdout)
+                .map_err(|e| BackendError::io(format!("cannot write {}", file.display()), e))?;
             if *executable {
                 use std::os::unix::fs::PermissionsExt;
                 let _ = fs::set_permissions(&file, fs::Permissions::from_mode(0o755));
             }
         }
-        fs::create_dir_all(target).map_err(|e| BackendError::io(format!("cannot create {}", target.display()), e))?;
-        fs::write(&done_marker, rev).map_err(|e| BackendError::io(format!("cannot write {}", done_marker.display()), e))?;
+        fs::create_dir_all(target)
+            .map_err(|e| BackendError::io(format!("cannot create {}", target.display()), e))?;
+        fs::write(&done_marker, rev)
+            .map_err(|e| BackendError::io(format!("cannot write {}", done_marker.display()), e))?;
     }
     Ok(Ok(wanted.into_iter().collect()))
 }
@@ -807,7 +1133,10 @@ pub fn harness_mount_plan(files: &[String], globs: &[String]) -> Result<Vec<Stri
     let mut singles: BTreeSet<String> = BTreeSet::new();
     for glob in globs {
         let glob = glob.trim_start_matches("./").trim_end_matches('/');
-        if let Some(root) = glob.strip_suffix("/**").filter(|r| !r.is_empty() && !wild(r)) {
+        if let Some(root) = glob
+            .strip_suffix("/**")
+            .filter(|r| !r.is_empty() && !wild(r))
+        {
             if files.iter().any(|f| f.starts_with(&format!("{root}/"))) {
                 dirs.push(root.to_string());
             }
@@ -821,7 +1150,11 @@ pub fn harness_mount_plan(files: &[String], globs: &[String]) -> Result<Vec<Stri
         }
     }
     let mut plan: Vec<String> = dirs.clone();
-    plan.extend(singles.into_iter().filter(|f| !dirs.iter().any(|d| f.starts_with(&format!("{d}/")))));
+    plan.extend(
+        singles
+            .into_iter()
+            .filter(|f| !dirs.iter().any(|d| f.starts_with(&format!("{d}/")))),
+    );
     plan.sort();
     plan.dedup();
     Ok(plan)
@@ -840,11 +1173,24 @@ pub struct Redactor {
 
 impl Redactor {
     pub fn new(secrets: &[Secret]) -> Redactor {
-        let secrets: Vec<(Vec<u8>, Vec<u8>)> =
-            secrets.iter().filter(|s| !s.value.is_empty()).map(|s| (s.value.as_bytes().to_vec(), format!("[redacted:{}]", s.name).into_bytes())).collect();
+        let secrets: Vec<(Vec<u8>, Vec<u8>)> = secrets
+            .iter()
+            .filter(|s| !s.value.is_empty())
+            .map(|s| {
+                (
+                    s.value.as_bytes().to_vec(),
+                    format!("[redacted:{}]", s.name).into_bytes(),
+                )
+            })
+            .collect();
         let hold = secrets.iter().map(|(v, _)| v.len()).max().unwrap_or(1) - 1;
         let spans_lines = secrets.iter().any(|(v, _)| v.contains(&b'\n'));
-        Redactor { secrets, pending: Vec::new(), hold, spans_lines }
+        Redactor {
+            secrets,
+            pending: Vec::new(),
+            hold,
+            spans_lines,
+        }
     }
 
     /// Takes a chunk; returns what can be written now.
@@ -857,7 +1203,12 @@ impl Redactor {
         let mut keep = self.hold.min(self.pending.len());
         if !self.spans_lines {
             // A secret without a newline cannot continue past one: complete lines go out now.
-            let after_newline = self.pending.iter().rev().position(|b| *b == b'\n').unwrap_or(self.pending.len());
+            let after_newline = self
+                .pending
+                .iter()
+                .rev()
+                .position(|b| *b == b'\n')
+                .unwrap_or(self.pending.len());
             keep = keep.min(after_newline);
         }
         let ready = self.pending.len() - keep;
@@ -905,20 +1256,43 @@ struct OutputPipe {
 
 impl OutputPipe {
     fn open(path: &Path, secrets: &[Secret], kind: LogStream) -> Result<OutputPipe, BackendError> {
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(|e| BackendError::io(format!("cannot open log {}", path.display()), e))?;
-        Ok(OutputPipe { path: path.to_path_buf(), file, redactor: Redactor::new(secrets), stream: None, kind, line: Vec::new() })
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| BackendError::io(format!("cannot open log {}", path.display()), e))?;
+        Ok(OutputPipe {
+            path: path.to_path_buf(),
+            file,
+            redactor: Redactor::new(secrets),
+            stream: None,
+            kind,
+            line: Vec::new(),
+        })
     }
 
-    fn write(&mut self, bytes: &[u8], events: &dyn EventSink, spec: &AttemptSpec) -> Result<(), BackendError> {
+    fn write(
+        &mut self,
+        bytes: &[u8],
+        events: &dyn EventSink,
+        spec: &AttemptSpec,
+    ) -> Result<(), BackendError> {
         if bytes.is_empty() {
             return Ok(());
         }
-        self.file.write_all(bytes).map_err(|e| BackendError::io(format!("cannot write {}", self.path.display()), e))?;
+        self.file
+            .write_all(bytes)
+            .map_err(|e| BackendError::io(format!("cannot write {}", self.path.display()), e))?;
         self.line.extend_from_slice(bytes);
         while let Some(pos) = self.line.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = self.line.drain(..=pos).collect();
             let text = String::from_utf8_lossy(&line).trim_end().to_string();
-            events.emit(Event::LogLine { task: spec.task.clone(), variant: spec.variant.clone(), stream: self.kind, line: text });
+            events.emit(Event::LogLine {
+                task: spec.task.clone(),
+                variant: spec.variant.clone(),
+                stream: self.kind,
+                line: text,
+            });
         }
         if self.line.len() > 64 * 1024 {
             self.line.clear();
@@ -928,8 +1302,12 @@ impl OutputPipe {
 
     fn finish(&mut self) -> Result<(), BackendError> {
         let rest = self.redactor.finish();
-        self.file.write_all(&rest).map_err(|e| BackendError::io(format!("cannot write {}", self.path.display()), e))?;
-        self.file.flush().map_err(|e| BackendError::io(format!("cannot write {}", self.path.display()), e))
+        self.file
+            .write_all(&rest)
+            .map_err(|e| BackendError::io(format!("cannot write {}", self.path.display()), e))?;
+        self.file
+            .flush()
+            .map_err(|e| BackendError::io(format!("cannot write {}", self.path.display()), e))
     }
 }
 
@@ -943,11 +1321,18 @@ struct Streams {
 
 impl Streams {
     fn any_open(&self) -> bool {
-        [&self.main, &self.client].iter().any(|p| p.as_ref().is_some_and(|p| p.stream.is_some()))
+        [&self.main, &self.client]
+            .iter()
+            .any(|p| p.as_ref().is_some_and(|p| p.stream.is_some()))
     }
 
     /// Writes whatever output arrives during `duration`.
-    async fn pump_for(&mut self, duration: Duration, events: &dyn EventSink, spec: &AttemptSpec) -> Result<(), BackendError> {
+    async fn pump_for(
+        &mut self,
+        duration: Duration,
+        events: &dyn EventSink,
+        spec: &AttemptSpec,
+    ) -> Result<(), BackendError> {
         let sleep = tokio::time::sleep(duration);
         tokio::pin!(sleep);
         loop {
@@ -972,7 +1357,9 @@ impl Streams {
     }
 }
 
-async fn next_chunk(pipe: &mut Option<OutputPipe>) -> Option<Result<LogOutput, bollard::errors::Error>> {
+async fn next_chunk(
+    pipe: &mut Option<OutputPipe>,
+) -> Option<Result<LogOutput, bollard::errors::Error>> {
     match pipe.as_mut().and_then(|p| p.stream.as_mut()) {
         Some(stream) => stream.next().await,
         None => std::future::pending().await,
@@ -985,9 +1372,15 @@ fn handle_chunk(
     events: &dyn EventSink,
     spec: &AttemptSpec,
 ) -> Result<(), BackendError> {
-    let Some(pipe) = pipe.as_mut() else { return Ok(()) };
+    let Some(pipe) = pipe.as_mut() else {
+        return Ok(());
+    };
     match item {
-        Some(Ok(LogOutput::StdOut { message } | LogOutput::StdErr { message } | LogOutput::Console { message })) => {
+        Some(Ok(
+            LogOutput::StdOut { message }
+            | LogOutput::StdErr { message }
+            | LogOutput::Console { message },
+        )) => {
             let ready = pipe.redactor.push(&message);
             pipe.write(&ready, events, spec)
         }
@@ -1005,39 +1398,65 @@ impl Backend for DockerBackend {
         BackendKind::Docker
     }
 
-    fn prepare(&self, spec: &VariantSpec, events: &dyn EventSink) -> Result<Prepared, BackendError> {
-        fs::create_dir_all(&spec.log_dir).map_err(|e| BackendError::io(format!("cannot create {}", spec.log_dir.display()), e))?;
+    fn prepare(
+        &self,
+        spec: &VariantSpec,
+        events: &dyn EventSink,
+    ) -> Result<Prepared, BackendError> {
+        fs::create_dir_all(&spec.log_dir).map_err(|e| {
+            BackendError::io(format!("cannot create {}", spec.log_dir.display()), e)
+        })?;
         let failure = |status: AttemptStatus, message: String| Prepared {
             variant: spec.variant.clone(),
             workdir: None,
             image: spec.image.clone(),
             rebuild_paths: Vec::new(),
             harness_paths: Vec::new(),
-            failure: Some(PrepareFailure { status, message, log: None }),
+            failure: Some(PrepareFailure {
+                status,
+                message,
+                log: None,
+            }),
         };
         let Some(image) = spec.image.clone() else {
-            let why = if spec.task.parent.is_none() && spec.variant != VariantKind::Human { ": the task has no parent commit" } else { "" };
-            return Ok(failure(AttemptStatus::InfraError, format!("no image name for {} (images.* templates){why}", spec.variant)));
+            let why = if spec.task.parent.is_none() && spec.variant != VariantKind::Human {
+                ": the task has no parent commit"
+            } else {
+                ""
+            };
+            return Ok(failure(
+                AttemptStatus::InfraError,
+                format!(
+                    "no image name for {} (images.* templates){why}",
+                    spec.variant
+                ),
+            ));
         };
         let inspected = self.runtime.block_on(async {
             match self.docker.inspect_image(&image).await {
                 Ok(_) => Ok(true),
-                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(false),
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => Ok(false),
                 Err(e) => Err(self.api_error(&format!("inspect image {image}"), e).await),
             }
         })?;
         if !inspected {
             return Ok(failure(
                 AttemptStatus::MissingImage,
-                format!("image {image} not found on the docker host (perfarena never pulls): build it (`perfarena images build`) or load it"),
+                format!(
+                    "image {image} not found on the docker host (perfarena never pulls): build it (`perfarena images build`) or load it"
+                ),
             ));
         }
         let (rebuild_paths, harness_paths) = match &spec.patch {
             Some(patch_spec) => {
                 let touched = patch::patch_paths(&patch_spec.text);
                 (
-                    patch::matching(&touched, &spec.rebuild_globs).map_err(|e| BackendError::Other(e.to_string()))?,
-                    patch::matching(&touched, &spec.harness_globs).map_err(|e| BackendError::Other(e.to_string()))?,
+                    patch::matching(&touched, &spec.rebuild_globs)
+                        .map_err(|e| BackendError::Other(e.to_string()))?,
+                    patch::matching(&touched, &spec.harness_globs)
+                        .map_err(|e| BackendError::Other(e.to_string()))?,
                 )
             }
             None => (Vec::new(), Vec::new()),
@@ -1045,12 +1464,30 @@ impl Backend for DockerBackend {
         if let Err(message) = self.harness_mounts_for(spec)? {
             return Ok(failure(AttemptStatus::InfraError, message));
         }
-        events.emit(Event::PrepareFinished { task: spec.task.commit.clone(), variant: spec.variant.clone(), ok: true, message: String::new() });
-        Ok(Prepared { variant: spec.variant.clone(), workdir: None, image: Some(image), rebuild_paths, harness_paths, failure: None })
+        events.emit(Event::PrepareFinished {
+            task: spec.task.commit.clone(),
+            variant: spec.variant.clone(),
+            ok: true,
+            message: String::new(),
+        });
+        Ok(Prepared {
+            variant: spec.variant.clone(),
+            workdir: None,
+            image: Some(image),
+            rebuild_paths,
+            harness_paths,
+            failure: None,
+        })
     }
 
-    fn run(&self, spec: &AttemptSpec, prepared: &Prepared, events: &dyn EventSink) -> Result<AttemptOutcome, BackendError> {
-        self.runtime.block_on(self.run_async(spec, prepared, events))
+    fn run(
+        &self,
+        spec: &AttemptSpec,
+        prepared: &Prepared,
+        events: &dyn EventSink,
+    ) -> Result<AttemptOutcome, BackendError> {
+        self.runtime
+            .block_on(self.run_async(spec, prepared, events))
     }
 
     fn cancel(&self, run_id: &RunId) -> Result<(), BackendError> {
@@ -1070,7 +1507,10 @@ impl Backend for DockerBackend {
             let run = labels.get(LABEL_RUN).map(String::as_str).unwrap_or("");
             // Another host's perfarena may be alive: its containers are not ours to judge.
             let same_host = labels.get(LABEL_HOST).map(String::as_str) == Some(self.host.as_str());
-            same_host && !live.contains(&run) && labels.get(LABEL_PID) != Some(&me) && !owner_alive(labels)
+            same_host
+                && !live.contains(&run)
+                && labels.get(LABEL_PID) != Some(&me)
+                && !owner_alive(labels)
         }))
     }
 
@@ -1084,7 +1524,10 @@ mod tests {
     use super::*;
 
     fn secret(name: &str, value: &str) -> Secret {
-        Secret { name: name.into(), value: value.into() }
+        Secret {
+            name: name.into(),
+            value: value.into(),
+        }
     }
 
     #[test]
@@ -1098,7 +1541,10 @@ mod tests {
             }
             out.extend(redactor.finish());
             let out = String::from_utf8(out).unwrap();
-            assert_eq!(out, "token=[redacted:HF_TOKEN] and again [redacted:HF_TOKEN]\nend hf_SECR", "split {split}");
+            assert_eq!(
+                out, "token=[redacted:HF_TOKEN] and again [redacted:HF_TOKEN]\nend hf_SECR",
+                "split {split}"
+            );
         }
         let mut none = Redactor::new(&[]);
         assert_eq!(none.push(b"abc"), b"abc");
@@ -1106,13 +1552,39 @@ mod tests {
 
     #[test]
     fn harness_mounts_cover_dirs_files_and_patterns() {
-        let files: Vec<String> =
-            ["benchmarks/a.py", "benchmarks/sub/b.py", "scripts/run.sh", "tools/x.py", "tools/y.txt", "README.md"].iter().map(|s| s.to_string()).collect();
-        let globs: Vec<String> = ["benchmarks/**", "scripts/run.sh", "tools/*.py", "missing/**"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(harness_mount_plan(&files, &globs).unwrap(), vec!["benchmarks", "scripts/run.sh", "tools/x.py"]);
+        let files: Vec<String> = [
+            "benchmarks/a.py",
+            "benchmarks/sub/b.py",
+            "scripts/run.sh",
+            "tools/x.py",
+            "tools/y.txt",
+            "README.md",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let globs: Vec<String> = [
+            "benchmarks/**",
+            "scripts/run.sh",
+            "tools/*.py",
+            "missing/**",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            harness_mount_plan(&files, &globs).unwrap(),
+            vec!["benchmarks", "scripts/run.sh", "tools/x.py"]
+        );
         // A pattern inside a mounted directory adds nothing.
-        let globs: Vec<String> = ["benchmarks/**", "**/*.py"].iter().map(|s| s.to_string()).collect();
-        assert_eq!(harness_mount_plan(&files, &globs).unwrap(), vec!["benchmarks", "tools/x.py"]);
+        let globs: Vec<String> = ["benchmarks/**", "**/*.py"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            harness_mount_plan(&files, &globs).unwrap(),
+            vec!["benchmarks", "tools/x.py"]
+        );
     }
 
     fn settings(docker_toml: &str) -> DockerSettings {
@@ -1159,25 +1631,49 @@ mod tests {
             "[docker]\ngpus = \"all\"\nshm_size = \"16g\"\nmemory = \"64g\"\ncpuset = \"0-15\"\nmounts = [\"/data/hf:/root/.cache/huggingface\"]\n[docker.ulimits]\nmemlock = -1\n[docker.env]\nHF_HUB_OFFLINE = \"1\"\n[secrets.vars]\nHF_TOKEN = { env = \"HF_TOKEN\" }\n",
         );
         let labels = HashMap::from([(LABEL_RUN.to_string(), "r1".to_string())]);
-        let human =
-            container_config(&settings, &attempt(VariantKind::Human, &[]), "reg/vllm:abc", "vllm serve m", Vec::new(), labels.clone(), Duration::from_secs(5));
+        let human = container_config(
+            &settings,
+            &attempt(VariantKind::Human, &[]),
+            "reg/vllm:abc",
+            "vllm serve m",
+            Vec::new(),
+            labels.clone(),
+            Duration::from_secs(5),
+        );
         insta::with_settings!({sort_maps => true}, { insta::assert_json_snapshot!("human_all_gpus", human) });
         // A candidate on GPU slot "2,3": no secret, no network, only its slot's devices.
         let cand = VariantKind::Candidate(perfarena_core::CandidateName::parse("agent").unwrap());
-        let candidate = container_config(&settings, &attempt(cand, &["2", "3"]), "reg/vllm:cand", "vllm serve m", Vec::new(), labels, Duration::from_secs(5));
+        let candidate = container_config(
+            &settings,
+            &attempt(cand, &["2", "3"]),
+            "reg/vllm:cand",
+            "vllm serve m",
+            Vec::new(),
+            labels,
+            Duration::from_secs(5),
+        );
         let env = candidate.env.clone().unwrap();
         assert!(!env.iter().any(|e| e.starts_with("HF_TOKEN=")), "{env:?}");
         let host = candidate.host_config.clone().unwrap();
         assert_eq!(host.network_mode.as_deref(), Some("none"));
-        assert_eq!(host.device_requests.unwrap()[0].device_ids, Some(vec!["2".to_string(), "3".to_string()]));
+        assert_eq!(
+            host.device_requests.unwrap()[0].device_ids,
+            Some(vec!["2".to_string(), "3".to_string()])
+        );
         assert!(human.env.unwrap().contains(&"HF_TOKEN=hf_x".to_string()));
     }
 
     #[test]
     fn process_start_of_self() {
         assert!(process_start(std::process::id() as i32).is_some());
-        assert!(owner_alive(&HashMap::from([(LABEL_PID.to_string(), std::process::id().to_string())])));
-        assert!(!owner_alive(&HashMap::from([(LABEL_PID.to_string(), "999999999".to_string())])));
+        assert!(owner_alive(&HashMap::from([(
+            LABEL_PID.to_string(),
+            std::process::id().to_string()
+        )])));
+        assert!(!owner_alive(&HashMap::from([(
+            LABEL_PID.to_string(),
+            "999999999".to_string()
+        )])));
         let mut labels = HashMap::from([(LABEL_PID.to_string(), std::process::id().to_string())]);
         labels.insert(LABEL_PID_START.to_string(), "1".into());
         assert!(!owner_alive(&labels), "a reused pid is not the owner");

@@ -7,8 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use perfarena_core::import::{CommitResolver, ResolveError};
 use perfarena_core::CommitId;
+use perfarena_core::import::{CommitResolver, ResolveError};
 
 use crate::BackendError;
 
@@ -36,8 +36,15 @@ fn stderr_of(output: &Output) -> String {
 /// git's `error:` lines when there are any (the verbose "Checking patch…" lines are noise).
 fn errors_of(output: &Output) -> String {
     let text = stderr_of(output);
-    let errors: Vec<&str> = text.lines().filter(|l| l.starts_with("error:") || l.starts_with("fatal:")).collect();
-    if errors.is_empty() { text } else { errors.join("; ") }
+    let errors: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("error:") || l.starts_with("fatal:"))
+        .collect();
+    if errors.is_empty() {
+        text
+    } else {
+        errors.join("; ")
+    }
 }
 
 impl GitRepo {
@@ -45,9 +52,15 @@ impl GitRepo {
     pub fn open(path: &Path) -> Result<GitRepo, BackendError> {
         let output = run(path, &["rev-parse", "--show-toplevel"])?;
         if !output.status.success() {
-            return Err(BackendError::Git(format!("{} is not a git repository: {}", path.display(), stderr_of(&output))));
+            return Err(BackendError::Git(format!(
+                "{} is not a git repository: {}",
+                path.display(),
+                stderr_of(&output)
+            )));
         }
-        Ok(GitRepo { root: PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()) })
+        Ok(GitRepo {
+            root: PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()),
+        })
     }
 
     pub fn run(&self, args: &[&str]) -> Result<Output, BackendError> {
@@ -58,7 +71,11 @@ impl GitRepo {
     pub fn run_ok(&self, args: &[&str]) -> Result<String, BackendError> {
         let output = self.run(args)?;
         if !output.status.success() {
-            return Err(BackendError::Git(format!("git {}: {}", args.join(" "), stderr_of(&output))));
+            return Err(BackendError::Git(format!(
+                "git {}: {}",
+                args.join(" "),
+                stderr_of(&output)
+            )));
         }
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
     }
@@ -70,7 +87,8 @@ impl GitRepo {
         }
         let _ = self.run(&["worktree", "prune"]);
         let path_text = path.to_string_lossy();
-        self.run_ok(&["worktree", "add", "--force", "--detach", &path_text, rev]).map(|_| ())
+        self.run_ok(&["worktree", "add", "--force", "--detach", &path_text, rev])
+            .map(|_| ())
     }
 
     /// Removes a worktree (and its directory, even if git no longer knows it).
@@ -78,7 +96,8 @@ impl GitRepo {
         let path_text = path.to_string_lossy();
         let _ = self.run(&["worktree", "remove", "--force", &path_text]);
         if path.exists() {
-            std::fs::remove_dir_all(path).map_err(|e| BackendError::io(format!("cannot remove {}", path.display()), e))?;
+            std::fs::remove_dir_all(path)
+                .map_err(|e| BackendError::io(format!("cannot remove {}", path.display()), e))?;
         }
         let _ = self.run(&["worktree", "prune"]);
         Ok(())
@@ -103,20 +122,27 @@ pub fn apply_patch(dir: &Path, patch_file: &Path) -> Result<Result<(), String>, 
 impl CommitResolver for GitRepo {
     fn resolve(&self, commit: &CommitId) -> Result<CommitId, ResolveError> {
         let spec = format!("{}^{{commit}}", commit.as_str());
-        let output = self.run(&["rev-parse", "--verify", "--quiet", &spec]).map_err(|e| ResolveError::Other(e.to_string()))?;
+        let output = self
+            .run(&["rev-parse", "--verify", "--quiet", &spec])
+            .map_err(|e| ResolveError::Other(e.to_string()))?;
         if output.status.success() {
             let text = String::from_utf8_lossy(&output.stdout);
             return CommitId::parse(text.trim()).map_err(|e| ResolveError::Other(e.to_string()));
         }
         // Ambiguity: list the commits the prefix matches.
-        let all = self.run(&["rev-list", "--all"]).map_err(|e| ResolveError::Other(e.to_string()))?;
+        let all = self
+            .run(&["rev-list", "--all"])
+            .map_err(|e| ResolveError::Other(e.to_string()))?;
         let candidates: Vec<String> = String::from_utf8_lossy(&all.stdout)
             .lines()
             .filter(|line| line.starts_with(commit.as_str()))
             .map(|line| line[..12.min(line.len())].to_string())
             .collect();
         if candidates.len() > 1 {
-            Err(ResolveError::Ambiguous { prefix: commit.to_string(), candidates })
+            Err(ResolveError::Ambiguous {
+                prefix: commit.to_string(),
+                candidates,
+            })
         } else {
             Err(ResolveError::NotFound(commit.to_string()))
         }
@@ -131,7 +157,9 @@ impl CommitResolver for GitRepo {
         }
         let text = String::from_utf8_lossy(&output.stdout);
         match text.split_whitespace().nth(1) {
-            Some(parent) => CommitId::parse(parent).map(Some).map_err(|e| ResolveError::Other(e.to_string())),
+            Some(parent) => CommitId::parse(parent)
+                .map(Some)
+                .map_err(|e| ResolveError::Other(e.to_string())),
             None => Ok(None),
         }
     }

@@ -11,8 +11,8 @@ pub mod process;
 pub mod slurm;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use perfarena_core::events::EventSink;
@@ -25,7 +25,10 @@ pub enum BackendError {
     #[error("cancelled")]
     Cancelled,
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("git: {0}")]
     Git(String),
     /// The service the backend drives (the Docker daemon…) cannot be reached: the run stops,
@@ -38,7 +41,10 @@ pub enum BackendError {
 
 impl BackendError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> BackendError {
-        BackendError::Io { context: context.into(), source }
+        BackendError::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// Whether the run must stop (nothing after this attempt can work either: the daemon is
@@ -182,9 +188,18 @@ impl BackendKind {
 pub trait Backend: Send + Sync {
     fn kind(&self) -> BackendKind;
     /// Makes a variant runnable (checkout, patch, setup, or image) or says why it cannot be.
-    fn prepare(&self, variant: &VariantSpec, events: &dyn EventSink) -> Result<Prepared, BackendError>;
+    fn prepare(
+        &self,
+        variant: &VariantSpec,
+        events: &dyn EventSink,
+    ) -> Result<Prepared, BackendError>;
     /// Runs one attempt: server, readiness, client, teardown.
-    fn run(&self, attempt: &AttemptSpec, prepared: &Prepared, events: &dyn EventSink) -> Result<AttemptOutcome, BackendError>;
+    fn run(
+        &self,
+        attempt: &AttemptSpec,
+        prepared: &Prepared,
+        events: &dyn EventSink,
+    ) -> Result<AttemptOutcome, BackendError>;
     /// Stops whatever runs for this run (Ctrl-C); also done when `run` sees the cancel token.
     fn cancel(&self, run_id: &RunId) -> Result<(), BackendError>;
     /// Removes what earlier perfarena processes left running (whose process is gone), leaving

@@ -14,10 +14,13 @@ use perfarena_core::patch;
 use perfarena_core::suite::ReadinessKind;
 use perfarena_core::{AttemptStatus, RunId, VariantKind};
 
-use crate::git::{apply_patch, GitRepo};
-use crate::process::{sweep_registry, tail_lines, GroupChild, WaitResult};
+use crate::git::{GitRepo, apply_patch};
 use crate::probe;
-use crate::{AttemptOutcome, AttemptSpec, Backend, BackendError, BackendKind, PrepareFailure, Prepared, VariantSpec};
+use crate::process::{GroupChild, WaitResult, sweep_registry, tail_lines};
+use crate::{
+    AttemptOutcome, AttemptSpec, Backend, BackendError, BackendKind, PrepareFailure, Prepared,
+    VariantSpec,
+};
 
 pub struct LocalBackend {
     repo: GitRepo,
@@ -29,21 +32,38 @@ pub struct LocalBackend {
 
 impl LocalBackend {
     pub fn new(repo: GitRepo, state_dir: &Path) -> LocalBackend {
-        LocalBackend { repo, work_root: state_dir.join("work"), registry: state_dir.join("pids") }
+        LocalBackend {
+            repo,
+            work_root: state_dir.join("work"),
+            registry: state_dir.join("pids"),
+        }
     }
 
     fn worktree_path(&self, spec: &VariantSpec) -> PathBuf {
-        self.work_root.join(spec.run_id.0.as_str()).join(spec.task.short_id()).join(spec.variant.dir_name())
+        self.work_root
+            .join(spec.run_id.0.as_str())
+            .join(spec.task.short_id())
+            .join(spec.variant.dir_name())
     }
 
-    fn failure(variant: &VariantKind, workdir: Option<PathBuf>, status: AttemptStatus, message: String, log: Option<PathBuf>) -> Prepared {
+    fn failure(
+        variant: &VariantKind,
+        workdir: Option<PathBuf>,
+        status: AttemptStatus,
+        message: String,
+        log: Option<PathBuf>,
+    ) -> Prepared {
         Prepared {
             variant: variant.clone(),
             workdir,
             image: None,
             rebuild_paths: Vec::new(),
             harness_paths: Vec::new(),
-            failure: Some(PrepareFailure { status, message, log }),
+            failure: Some(PrepareFailure {
+                status,
+                message,
+                log,
+            }),
         }
     }
 }
@@ -53,85 +73,160 @@ impl Backend for LocalBackend {
         BackendKind::Local
     }
 
-    fn prepare(&self, spec: &VariantSpec, events: &dyn EventSink) -> Result<Prepared, BackendError> {
-        fs::create_dir_all(&spec.log_dir).map_err(|e| BackendError::io(format!("cannot create {}", spec.log_dir.display()), e))?;
+    fn prepare(
+        &self,
+        spec: &VariantSpec,
+        events: &dyn EventSink,
+    ) -> Result<Prepared, BackendError> {
+        fs::create_dir_all(&spec.log_dir).map_err(|e| {
+            BackendError::io(format!("cannot create {}", spec.log_dir.display()), e)
+        })?;
         let rev = match &spec.variant {
             VariantKind::Human => spec.task.commit.clone(),
             VariantKind::Baseline | VariantKind::Candidate(_) => match &spec.task.parent {
                 Some(parent) => parent.clone(),
                 None => {
-                    return Ok(Self::failure(&spec.variant, None, AttemptStatus::InfraError, format!("task {} has no parent commit", spec.task.commit), None));
+                    return Ok(Self::failure(
+                        &spec.variant,
+                        None,
+                        AttemptStatus::InfraError,
+                        format!("task {} has no parent commit", spec.task.commit),
+                        None,
+                    ));
                 }
             },
         };
         let workdir = self.worktree_path(spec);
         if let Some(parent) = workdir.parent() {
-            fs::create_dir_all(parent).map_err(|e| BackendError::io(format!("cannot create {}", parent.display()), e))?;
+            fs::create_dir_all(parent)
+                .map_err(|e| BackendError::io(format!("cannot create {}", parent.display()), e))?;
         }
         if let Err(e) = self.repo.worktree_add(&workdir, rev.as_str()) {
-            return Ok(Self::failure(&spec.variant, None, AttemptStatus::InfraError, format!("checkout of {rev} failed: {e}"), None));
+            return Ok(Self::failure(
+                &spec.variant,
+                None,
+                AttemptStatus::InfraError,
+                format!("checkout of {rev} failed: {e}"),
+                None,
+            ));
         }
         let mut rebuild_paths = Vec::new();
         let mut harness_paths = Vec::new();
         if let Some(patch_spec) = &spec.patch {
             let patch_file = spec.log_dir.join("candidate.patch");
-            fs::write(&patch_file, &patch_spec.text).map_err(|e| BackendError::io(format!("cannot write {}", patch_file.display()), e))?;
+            fs::write(&patch_file, &patch_spec.text).map_err(|e| {
+                BackendError::io(format!("cannot write {}", patch_file.display()), e)
+            })?;
             if let Err(message) = apply_patch(&workdir, &patch_file)? {
                 return Ok(Self::failure(
                     &spec.variant,
                     Some(workdir),
                     AttemptStatus::PatchFailed,
-                    format!("patch {} does not apply to {}: {message}", patch_spec.name, rev.short(12)),
+                    format!(
+                        "patch {} does not apply to {}: {message}",
+                        patch_spec.name,
+                        rev.short(12)
+                    ),
                     Some(patch_file),
                 ));
             }
             let touched = patch::patch_paths(&patch_spec.text);
-            rebuild_paths = patch::matching(&touched, &spec.rebuild_globs).map_err(|e| BackendError::Other(e.to_string()))?;
-            harness_paths = patch::matching(&touched, &spec.harness_globs).map_err(|e| BackendError::Other(e.to_string()))?;
+            rebuild_paths = patch::matching(&touched, &spec.rebuild_globs)
+                .map_err(|e| BackendError::Other(e.to_string()))?;
+            harness_paths = patch::matching(&touched, &spec.harness_globs)
+                .map_err(|e| BackendError::Other(e.to_string()))?;
         }
         if let Some(setup) = spec.setup.as_deref().filter(|s| !s.trim().is_empty()) {
             let log = spec.log_dir.join("setup.log");
-            let mut child = GroupChild::spawn(setup, &workdir, &spec.env, &log, Some((&self.registry, spec.run_id.0.as_str())))?;
+            let mut child = GroupChild::spawn(
+                setup,
+                &workdir,
+                &spec.env,
+                &log,
+                Some((&self.registry, spec.run_id.0.as_str())),
+            )?;
             let waited = child.wait_until(Instant::now() + spec.setup_timeout, &spec.cancel);
             child.kill_group(Duration::from_secs(2));
-            let failed = |message: String| Self::failure(&spec.variant, Some(workdir.clone()), AttemptStatus::BuildFailed, message, Some(log.clone()));
+            let failed = |message: String| {
+                Self::failure(
+                    &spec.variant,
+                    Some(workdir.clone()),
+                    AttemptStatus::BuildFailed,
+                    message,
+                    Some(log.clone()),
+                )
+            };
             match waited {
                 WaitResult::Cancelled => return Err(BackendError::Cancelled),
                 WaitResult::TimedOut => {
-                    return Ok(failed(format!("setup timed out after {}s", spec.setup_timeout.as_secs())));
+                    return Ok(failed(format!(
+                        "setup timed out after {}s",
+                        spec.setup_timeout.as_secs()
+                    )));
                 }
                 WaitResult::Exited(status) if !status.success() => {
                     let tail = tail_lines(&log, 3);
-                    return Ok(failed(format!("setup exited with {}: {tail}", describe_exit(status))));
+                    return Ok(failed(format!(
+                        "setup exited with {}: {tail}",
+                        describe_exit(status)
+                    )));
                 }
                 WaitResult::Exited(_) => {}
             }
         }
-        events.emit(Event::PrepareFinished { task: spec.task.commit.clone(), variant: spec.variant.clone(), ok: true, message: String::new() });
-        Ok(Prepared { variant: spec.variant.clone(), workdir: Some(workdir), image: None, rebuild_paths, harness_paths, failure: None })
+        events.emit(Event::PrepareFinished {
+            task: spec.task.commit.clone(),
+            variant: spec.variant.clone(),
+            ok: true,
+            message: String::new(),
+        });
+        Ok(Prepared {
+            variant: spec.variant.clone(),
+            workdir: Some(workdir),
+            image: None,
+            rebuild_paths,
+            harness_paths,
+            failure: None,
+        })
     }
 
-    fn run(&self, spec: &AttemptSpec, prepared: &Prepared, events: &dyn EventSink) -> Result<AttemptOutcome, BackendError> {
-        let workdir = prepared.workdir.as_deref().ok_or_else(|| BackendError::Other("variant has no checkout".into()))?;
-        fs::create_dir_all(&spec.attempt_dir).map_err(|e| BackendError::io(format!("cannot create {}", spec.attempt_dir.display()), e))?;
+    fn run(
+        &self,
+        spec: &AttemptSpec,
+        prepared: &Prepared,
+        events: &dyn EventSink,
+    ) -> Result<AttemptOutcome, BackendError> {
+        let workdir = prepared
+            .workdir
+            .as_deref()
+            .ok_or_else(|| BackendError::Other("variant has no checkout".into()))?;
+        fs::create_dir_all(&spec.attempt_dir).map_err(|e| {
+            BackendError::io(format!("cannot create {}", spec.attempt_dir.display()), e)
+        })?;
         let started = Instant::now();
         let deadline = started + spec.timeout;
         let client_log = spec.attempt_dir.join("client.log");
         let registry = Some((self.registry.as_path(), spec.run_id.0.as_str()));
-        let outcome = |status, exit_code, message: String, server_log: Option<PathBuf>, ready_after_s| AttemptOutcome {
-            status,
-            exit_code,
-            message,
-            server_log,
-            client_log: client_log.clone(),
-            duration_s: started.elapsed().as_secs_f64(),
-            ready_after_s,
-            oom_killed: false,
-        };
+        let outcome =
+            |status, exit_code, message: String, server_log: Option<PathBuf>, ready_after_s| {
+                AttemptOutcome {
+                    status,
+                    exit_code,
+                    message,
+                    server_log,
+                    client_log: client_log.clone(),
+                    duration_s: started.elapsed().as_secs_f64(),
+                    ready_after_s,
+                    oom_killed: false,
+                }
+            };
 
         let mut server = None;
         let mut ready_after_s = None;
-        let server_log = spec.server.as_ref().map(|_| spec.attempt_dir.join("server.log"));
+        let server_log = spec
+            .server
+            .as_ref()
+            .map(|_| spec.attempt_dir.join("server.log"));
         if let (Some(command), Some(log)) = (spec.server.as_deref(), server_log.as_deref()) {
             let mut child = GroupChild::spawn(command, workdir, &spec.env, log, registry)?;
             let ready_deadline = deadline.min(started + spec.readiness.timeout);
@@ -146,7 +241,10 @@ impl Backend for LocalBackend {
                     return Ok(outcome(
                         AttemptStatus::Crashed,
                         status.code(),
-                        format!("server exited with {} before it was ready: {tail}", describe_exit(status)),
+                        format!(
+                            "server exited with {} before it was ready: {tail}",
+                            describe_exit(status)
+                        ),
                         server_log.clone(),
                         None,
                     ));
@@ -160,7 +258,12 @@ impl Backend for LocalBackend {
                 if ready {
                     let after = started.elapsed().as_secs_f64();
                     ready_after_s = Some(after);
-                    events.emit(Event::ServerReady { task: spec.task.clone(), variant: spec.variant.clone(), round_idx: spec.round_idx, after_s: after });
+                    events.emit(Event::ServerReady {
+                        task: spec.task.clone(),
+                        variant: spec.variant.clone(),
+                        round_idx: spec.round_idx,
+                        after_s: after,
+                    });
                     break;
                 }
                 if Instant::now() >= ready_deadline {
@@ -168,7 +271,10 @@ impl Backend for LocalBackend {
                     return Ok(outcome(
                         AttemptStatus::Timeout,
                         None,
-                        format!("server not ready after {:.0}s (readiness timeout)", started.elapsed().as_secs_f64()),
+                        format!(
+                            "server not ready after {:.0}s (readiness timeout)",
+                            started.elapsed().as_secs_f64()
+                        ),
                         server_log.clone(),
                         None,
                     ));
@@ -178,7 +284,8 @@ impl Backend for LocalBackend {
             server = Some(child);
         }
 
-        let mut client = GroupChild::spawn(&spec.client, workdir, &spec.env, &client_log, registry)?;
+        let mut client =
+            GroupChild::spawn(&spec.client, workdir, &spec.env, &client_log, registry)?;
         let waited = client.wait_until(deadline, &spec.cancel);
         client.kill_group(spec.kill_grace);
         let server_alive = server.as_mut().map(|s| s.try_wait().is_none());
@@ -190,11 +297,20 @@ impl Backend for LocalBackend {
             WaitResult::TimedOut => outcome(
                 AttemptStatus::Timeout,
                 None,
-                format!("attempt timed out after {}s while the client was running", spec.timeout.as_secs()),
+                format!(
+                    "attempt timed out after {}s while the client was running",
+                    spec.timeout.as_secs()
+                ),
                 server_log,
                 ready_after_s,
             ),
-            WaitResult::Exited(status) if status.success() => outcome(AttemptStatus::Ok, Some(0), String::new(), server_log, ready_after_s),
+            WaitResult::Exited(status) if status.success() => outcome(
+                AttemptStatus::Ok,
+                Some(0),
+                String::new(),
+                server_log,
+                ready_after_s,
+            ),
             WaitResult::Exited(status) => {
                 let mut message = format!("client exited with {}", describe_exit(status));
                 if server_alive == Some(false) {
@@ -205,7 +321,13 @@ impl Backend for LocalBackend {
                     message.push_str(": ");
                     message.push_str(&tail);
                 }
-                outcome(AttemptStatus::Crashed, status.code(), message, server_log, ready_after_s)
+                outcome(
+                    AttemptStatus::Crashed,
+                    status.code(),
+                    message,
+                    server_log,
+                    ready_after_s,
+                )
             }
         })
     }

@@ -30,7 +30,10 @@ pub fn free_port() -> std::io::Result<u16> {
 
 /// Whether `host:port` in a URL resolves (used to give a clear error for a bad readiness URL).
 pub fn url_resolves(host_port: &str) -> bool {
-    host_port.to_socket_addrs().map(|mut a| a.next().is_some()).unwrap_or(false)
+    host_port
+        .to_socket_addrs()
+        .map(|mut a| a.next().is_some())
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -47,7 +50,10 @@ mod tests {
                 let (mut stream, _) = listener.accept().unwrap();
                 let mut buf = [0u8; 1024];
                 let _ = stream.read(&mut buf);
-                let _ = write!(stream, "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
             }
         });
         let url = format!("http://127.0.0.1:{port}/health");
@@ -56,7 +62,10 @@ mod tests {
         server.join().unwrap();
         assert!(!tcp_ready(port, Duration::from_millis(200)));
         let port = free_port().unwrap();
-        assert!(!http_ready(&format!("http://127.0.0.1:{port}/health"), Duration::from_millis(500)));
+        assert!(!http_ready(
+            &format!("http://127.0.0.1:{port}/health"),
+            Duration::from_millis(500)
+        ));
         assert!(url_resolves("127.0.0.1:80"));
     }
 }

@@ -39,21 +39,34 @@ impl GroupChild {
             .append(true)
             .open(log)
             .map_err(|e| BackendError::io(format!("cannot open log {}", log.display()), e))?;
-        let err = out.try_clone().map_err(|e| BackendError::io(format!("log {}", log.display()), e))?;
+        let err = out
+            .try_clone()
+            .map_err(|e| BackendError::io(format!("log {}", log.display()), e))?;
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(command).current_dir(dir).stdin(Stdio::null()).stdout(Stdio::from(out)).stderr(Stdio::from(err));
+        cmd.arg("-c")
+            .arg(command)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err));
         cmd.env("PYTHONUNBUFFERED", "1");
         for (key, value) in env {
             cmd.env(key, value);
         }
         cmd.process_group(0);
-        let child = cmd.spawn().map_err(|e| BackendError::io(format!("cannot start `{command}` in {}", dir.display()), e))?;
+        let child = cmd.spawn().map_err(|e| {
+            BackendError::io(format!("cannot start `{command}` in {}", dir.display()), e)
+        })?;
         let pgid = child.id() as i32;
         let registry_entry = match registry {
             Some((dir, run_id)) => Some(register(dir, pgid, run_id)?),
             None => None,
         };
-        Ok(GroupChild { child, pgid, registry_entry })
+        Ok(GroupChild {
+            child,
+            pgid,
+            registry_entry,
+        })
     }
 
     pub fn pgid(&self) -> i32 {
@@ -132,13 +145,24 @@ pub fn group_alive(pgid: i32) -> bool {
     if unsafe { libc::kill(-pgid, 0) } != 0 {
         return false;
     }
-    let Ok(entries) = fs::read_dir("/proc") else { return true };
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return true;
+    };
     for entry in entries.flatten() {
         let name = entry.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.bytes().all(|b| b.is_ascii_digit())) else { continue };
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
         // Fields after the command name: state ppid pgrp ...
-        let Some(rest) = stat.rsplit(')').next() else { continue };
+        let Some(rest) = stat.rsplit(')').next() else {
+            continue;
+        };
         let mut fields = rest.split_whitespace();
         let state = fields.next().unwrap_or("");
         let pgrp: i32 = fields.nth(1).and_then(|f| f.parse().ok()).unwrap_or(0);
@@ -156,14 +180,19 @@ pub fn pid_alive(pid: i32) -> bool {
         return false;
     }
     match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat.rsplit(')').next().map(|rest| !rest.trim_start().starts_with('Z')).unwrap_or(true),
+        Ok(stat) => stat
+            .rsplit(')')
+            .next()
+            .map(|rest| !rest.trim_start().starts_with('Z'))
+            .unwrap_or(true),
         Err(_) => true,
     }
 }
 
 /// Records a live process group: `<registry>/<pgid>` holding `<perfarena pid> <run id>`.
 fn register(registry: &Path, pgid: i32, run_id: &str) -> Result<PathBuf, BackendError> {
-    fs::create_dir_all(registry).map_err(|e| BackendError::io(format!("cannot create {}", registry.display()), e))?;
+    fs::create_dir_all(registry)
+        .map_err(|e| BackendError::io(format!("cannot create {}", registry.display()), e))?;
     let entry = registry.join(pgid.to_string());
     fs::write(&entry, format!("{} {}\n", std::process::id(), run_id))
         .map_err(|e| BackendError::io(format!("cannot write {}", entry.display()), e))?;
@@ -173,16 +202,27 @@ fn register(registry: &Path, pgid: i32, run_id: &str) -> Result<PathBuf, Backend
 /// Kills the process groups in `registry` whose perfarena process is gone (and whose run is
 /// not in `live_runs`); returns how many groups were killed.
 pub fn sweep_registry(registry: &Path, live_runs: &[String]) -> usize {
-    let Ok(entries) = fs::read_dir(registry) else { return 0 };
+    let Ok(entries) = fs::read_dir(registry) else {
+        return 0;
+    };
     let mut killed = 0;
     for entry in entries.flatten() {
         let path = entry.path();
-        let Some(pgid) = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Some(pgid) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
         let text = fs::read_to_string(&path).unwrap_or_default();
         let mut words = text.split_whitespace();
         let owner: i32 = words.next().and_then(|w| w.parse().ok()).unwrap_or(0);
         let run_id = words.next().unwrap_or("");
-        if owner == std::process::id() as i32 || (owner > 0 && pid_alive(owner)) || live_runs.iter().any(|r| r == run_id) {
+        if owner == std::process::id() as i32
+            || (owner > 0 && pid_alive(owner))
+            || live_runs.iter().any(|r| r == run_id)
+        {
             continue;
         }
         if group_alive(pgid) {
@@ -197,7 +237,9 @@ pub fn sweep_registry(registry: &Path, live_runs: &[String]) -> usize {
 /// The last `n` non-empty lines of a log file (for error messages).
 pub fn tail_lines(path: &Path, n: usize) -> String {
     let text = match File::open(path) {
-        Ok(_) => fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default(),
+        Ok(_) => fs::read(path)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default(),
         Err(_) => return String::new(),
     };
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -212,8 +254,18 @@ mod tests {
     fn runs_logs_and_exits() {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("out.log");
-        let mut child = GroupChild::spawn("echo hello; echo oops >&2; exit 3", dir.path(), &[], &log, None).unwrap();
-        let result = child.wait_until(Instant::now() + Duration::from_secs(10), &CancelToken::new());
+        let mut child = GroupChild::spawn(
+            "echo hello; echo oops >&2; exit 3",
+            dir.path(),
+            &[],
+            &log,
+            None,
+        )
+        .unwrap();
+        let result = child.wait_until(
+            Instant::now() + Duration::from_secs(10),
+            &CancelToken::new(),
+        );
         assert!(matches!(result, WaitResult::Exited(s) if s.code() == Some(3)));
         let text = fs::read_to_string(&log).unwrap();
         assert!(text.contains("hello") && text.contains("oops"));
@@ -234,7 +286,10 @@ mod tests {
         .unwrap();
         let pgid = child.pgid();
         assert!(registry.join(pgid.to_string()).exists());
-        let result = child.wait_until(Instant::now() + Duration::from_millis(200), &CancelToken::new());
+        let result = child.wait_until(
+            Instant::now() + Duration::from_millis(200),
+            &CancelToken::new(),
+        );
         assert!(matches!(result, WaitResult::TimedOut));
         child.kill_group(Duration::from_millis(300));
         assert!(!group_alive(pgid));
@@ -244,10 +299,14 @@ mod tests {
     #[test]
     fn cancellation_is_seen_while_waiting() {
         let dir = tempfile::tempdir().unwrap();
-        let mut child = GroupChild::spawn("sleep 30", dir.path(), &[], &dir.path().join("l"), None).unwrap();
+        let mut child =
+            GroupChild::spawn("sleep 30", dir.path(), &[], &dir.path().join("l"), None).unwrap();
         let cancel = CancelToken::new();
         cancel.cancel();
-        assert!(matches!(child.wait_until(Instant::now() + Duration::from_secs(30), &cancel), WaitResult::Cancelled));
+        assert!(matches!(
+            child.wait_until(Instant::now() + Duration::from_secs(30), &cancel),
+            WaitResult::Cancelled
+        ));
         child.kill_group(Duration::from_millis(100));
     }
 
@@ -257,11 +316,27 @@ mod tests {
         let registry = dir.path().join("pids");
         fs::create_dir_all(&registry).unwrap();
         // An orphan: a group whose recorded owner pid does not exist.
-        let orphan = Command::new("sh").arg("-c").arg("sleep 30").process_group(0).spawn().unwrap();
+        let orphan = Command::new("sh")
+            .arg("-c")
+            .arg("sleep 30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
         let orphan_pgid = orphan.id() as i32;
-        fs::write(registry.join(orphan_pgid.to_string()), "999999999 old-run\n").unwrap();
+        fs::write(
+            registry.join(orphan_pgid.to_string()),
+            "999999999 old-run\n",
+        )
+        .unwrap();
         // A group owned by a live process (ourselves).
-        let mine = GroupChild::spawn("sleep 30", dir.path(), &[], &dir.path().join("l"), Some((&registry, "r2"))).unwrap();
+        let mine = GroupChild::spawn(
+            "sleep 30",
+            dir.path(),
+            &[],
+            &dir.path().join("l"),
+            Some((&registry, "r2")),
+        )
+        .unwrap();
         assert_eq!(sweep_registry(&registry, &[]), 1);
         std::thread::sleep(Duration::from_millis(100));
         let mut orphan = orphan;

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use perfarena_backend::git::GitRepo;
 use perfarena_backend::slurm::builds::{BuildPlan, run_builds};
-use perfarena_backend::slurm::{JobKey, JobLedger, MemoryLedger, SlurmBackend, SlurmOptions, project_label};
+use perfarena_backend::slurm::{
+    JobKey, JobLedger, MemoryLedger, SlurmBackend, SlurmOptions, project_label,
+};
 use perfarena_backend::{AttemptSpec, Backend, CancelToken, Prepared, ReadinessSpec};
 use perfarena_core::events::{Event, EventSink};
 use perfarena_core::suite::{ReadinessKind, SlurmSection};
@@ -40,7 +42,10 @@ fn slurm_ready() -> bool {
     );
     let out = Command::new("sinfo").args(["-h", "-o", "%T"]).output();
     let ok = matches!(&out, Ok(o) if o.status.success() && !o.stdout.is_empty());
-    assert!(ok, "slurm does not answer ({out:?}): run `eval \"$(bash scripts/slurm-env.sh up)\"` (or set PERFARENA_SKIP_SLURM=1)");
+    assert!(
+        ok,
+        "slurm does not answer ({out:?}): run `eval \"$(bash scripts/slurm-env.sh up)\"` (or set PERFARENA_SKIP_SLURM=1)"
+    );
     true
 }
 
@@ -79,9 +84,17 @@ fn fixture() -> Fixture {
     let root = tmp.path().to_path_buf();
     let workdir = root.join("checkout");
     std::fs::create_dir_all(&workdir).unwrap();
-    let status = Command::new("git").args(["init", "-q"]).arg(&root).status().unwrap();
+    let status = Command::new("git")
+        .args(["init", "-q"])
+        .arg(&root)
+        .status()
+        .unwrap();
     assert!(status.success());
-    Fixture { _tmp: tmp, root, workdir }
+    Fixture {
+        _tmp: tmp,
+        root,
+        workdir,
+    }
 }
 
 fn settings(edit: impl FnOnce(&mut SlurmSection)) -> SlurmSection {
@@ -104,7 +117,12 @@ fn backend(fx: &Fixture, settings: SlurmSection, ledger: Box<dyn JobLedger>) -> 
 }
 
 fn key(run: &str) -> JobKey {
-    JobKey { run_id: run.into(), task: CommitId::parse("abcdef1234567").unwrap(), variant: VariantKind::Baseline, round_idx: 0 }
+    JobKey {
+        run_id: run.into(),
+        task: CommitId::parse("abcdef1234567").unwrap(),
+        variant: VariantKind::Baseline,
+        round_idx: 0,
+    }
 }
 
 fn spec(fx: &Fixture, run: &str, client: &str) -> AttemptSpec {
@@ -116,7 +134,12 @@ fn spec(fx: &Fixture, run: &str, client: &str) -> AttemptSpec {
         attempt_dir: fx.root.join("attempt"),
         server: None,
         client: client.into(),
-        readiness: ReadinessSpec { kind: ReadinessKind::None, url: String::new(), interval: Duration::from_millis(100), timeout: Duration::from_secs(10) },
+        readiness: ReadinessSpec {
+            kind: ReadinessKind::None,
+            url: String::new(),
+            interval: Duration::from_millis(100),
+            timeout: Duration::from_secs(10),
+        },
         port: 0,
         env: vec![("PA_TEST_VALUE".into(), "it's here".into())],
         timeout: Duration::from_secs(60),
@@ -145,17 +168,34 @@ fn a_vanished_job_is_submitted_once_more() {
     let fx = fixture();
     let ledger = MemoryLedger::default();
     // A job id Slurm has never heard of, as if the controller lost the job.
-    ledger.record(&key("vanish"), "99999001", "submitted").unwrap();
+    ledger
+        .record(&key("vanish"), "99999001", "submitted")
+        .unwrap();
     let backend = backend(&fx, settings(|_| {}), Box::new(ledger));
     let events = Events::default();
-    let outcome = backend.run(&spec(&fx, "vanish", "echo \"value: $PA_TEST_VALUE\"; pwd"), &prepared(&fx), &events).unwrap();
+    let outcome = backend
+        .run(
+            &spec(&fx, "vanish", "echo \"value: $PA_TEST_VALUE\"; pwd"),
+            &prepared(&fx),
+            &events,
+        )
+        .unwrap();
     assert_eq!(outcome.status, AttemptStatus::Ok, "{outcome:?}");
     let messages = events.messages();
-    assert!(messages.contains("re-attached to slurm job 99999001"), "{messages}");
-    assert!(messages.contains("vanished without a result; submitting it once more"), "{messages}");
+    assert!(
+        messages.contains("re-attached to slurm job 99999001"),
+        "{messages}"
+    );
+    assert!(
+        messages.contains("vanished without a result; submitting it once more"),
+        "{messages}"
+    );
     let client = std::fs::read_to_string(&outcome.client_log).unwrap();
     assert!(client.contains("value: it's here"), "{client}");
-    assert!(client.contains(&fx.workdir.display().to_string()), "ran in the checkout: {client}");
+    assert!(
+        client.contains(&fx.workdir.display().to_string()),
+        "ran in the checkout: {client}"
+    );
     let job_id = std::fs::read_to_string(fx.root.join("attempt/job.id")).unwrap();
     assert_ne!(job_id.trim(), "99999001");
 }
@@ -169,7 +209,13 @@ fn a_job_that_vanishes_twice_is_an_infra_error() {
     let ledger = MemoryLedger::default();
     ledger.record(&key("vanish2"), "99999002", "rerun").unwrap();
     let backend = backend(&fx, settings(|_| {}), Box::new(ledger));
-    let outcome = backend.run(&spec(&fx, "vanish2", "true"), &prepared(&fx), &Events::default()).unwrap();
+    let outcome = backend
+        .run(
+            &spec(&fx, "vanish2", "true"),
+            &prepared(&fx),
+            &Events::default(),
+        )
+        .unwrap();
     assert_eq!(outcome.status, AttemptStatus::InfraError, "{outcome:?}");
     assert!(outcome.message.contains("vanished"), "{}", outcome.message);
 }
@@ -180,13 +226,26 @@ fn a_gpu_request_reaches_the_job() {
         return;
     }
     let fx = fixture();
-    let backend = backend(&fx, settings(|s| s.gpus = 1), Box::new(MemoryLedger::default()));
-    let outcome = backend.run(&spec(&fx, "gpu", "echo \"gpus=$CUDA_VISIBLE_DEVICES\""), &prepared(&fx), &Events::default()).unwrap();
+    let backend = backend(
+        &fx,
+        settings(|s| s.gpus = 1),
+        Box::new(MemoryLedger::default()),
+    );
+    let outcome = backend
+        .run(
+            &spec(&fx, "gpu", "echo \"gpus=$CUDA_VISIBLE_DEVICES\""),
+            &prepared(&fx),
+            &Events::default(),
+        )
+        .unwrap();
     assert_eq!(outcome.status, AttemptStatus::Ok, "{outcome:?}");
     let script = std::fs::read_to_string(fx.root.join("attempt/job.sh")).unwrap();
     assert!(script.contains("#SBATCH --gres=gpu:1\n"), "{script}");
     let client = std::fs::read_to_string(&outcome.client_log).unwrap();
-    assert!(client.contains("gpus=0") || client.contains("gpus=1"), "the job got a GPU from GRES: {client}");
+    assert!(
+        client.contains("gpus=0") || client.contains("gpus=1"),
+        "the job got a GPU from GRES: {client}"
+    );
 }
 
 #[test]
@@ -197,21 +256,46 @@ fn orphaned_jobs_of_dead_processes_are_swept_and_live_ones_kept() {
     let fx = fixture();
     let backend = backend(&fx, settings(|_| {}), Box::new(MemoryLedger::default()));
     let project = project_label(&fx.root.join(".perfarena"));
-    let host = String::from_utf8(Command::new("hostname").output().unwrap().stdout).unwrap().trim().to_string();
+    let host = String::from_utf8(Command::new("hostname").output().unwrap().stdout)
+        .unwrap()
+        .trim()
+        .to_string();
     let submit = |owner_pid: u32, run: &str| {
-        let comment = format!("--comment=perfarena.run={run};perfarena.project={project};perfarena.owner={host}:{owner_pid}");
-        let out = Command::new("sbatch").args(["--parsable", "--hold", &comment, "--wrap", "sleep 60"]).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let comment = format!(
+            "--comment=perfarena.run={run};perfarena.project={project};perfarena.owner={host}:{owner_pid}"
+        );
+        let out = Command::new("sbatch")
+            .args(["--parsable", "--hold", &comment, "--wrap", "sleep 60"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     };
     let orphan = submit(999_999_999, "old-run");
     let live = submit(std::process::id(), "this-run");
     let swept = backend.sweep_orphans(&[]).unwrap();
-    let queued = String::from_utf8(Command::new("squeue").args(["-h", "-o", "%A"]).output().unwrap().stdout).unwrap();
+    let queued = String::from_utf8(
+        Command::new("squeue")
+            .args(["-h", "-o", "%A"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     let _ = Command::new("scancel").arg(&live).status();
     assert_eq!(swept, 1);
-    assert!(!queued.lines().any(|l| l.trim() == orphan), "orphan {orphan} still queued");
-    assert!(queued.lines().any(|l| l.trim() == live), "live job {live} was swept");
+    assert!(
+        !queued.lines().any(|l| l.trim() == orphan),
+        "orphan {orphan} still queued"
+    );
+    assert!(
+        queued.lines().any(|l| l.trim() == live),
+        "live job {live} was swept"
+    );
 }
 
 #[test]
@@ -227,19 +311,38 @@ fn builds_run_as_a_job_array_with_a_cap() {
         workdir: fx.workdir.clone(),
         env: vec![("IMAGE_TAG".into(), name.into())],
     };
-    let builds = vec![build("img:a", "echo building $IMAGE_TAG in $(pwd)"), build("img:b", "echo broken >&2; exit 3"), build("img:c", "sleep 1; echo done")];
+    let builds = vec![
+        build("img:a", "echo building $IMAGE_TAG in $(pwd)"),
+        build("img:b", "echo broken >&2; exit 3"),
+        build("img:c", "sleep 1; echo done"),
+    ];
     let dir = fx.root.join("builds");
     let settings = settings(|s| s.array_limit = 2);
-    let outcomes = run_builds(&settings, &dir, &builds, Duration::from_secs(120), &CancelToken::new(), &Events::default()).unwrap();
+    let outcomes = run_builds(
+        &settings,
+        &dir,
+        &builds,
+        Duration::from_secs(120),
+        &CancelToken::new(),
+        &Events::default(),
+    )
+    .unwrap();
     let script = std::fs::read_to_string(dir.join("build.sh")).unwrap();
     assert!(script.contains("#SBATCH --array=0-2%2\n"), "{script}");
     assert_eq!(outcomes.len(), 3);
     assert!(outcomes[0].ok && outcomes[2].ok, "{outcomes:#?}");
     assert_eq!(outcomes[0].state, "COMPLETED");
     let log = std::fs::read_to_string(&outcomes[0].log).unwrap();
-    assert!(log.contains("building img:a in") && log.contains(&fx.workdir.display().to_string()), "{log}");
+    assert!(
+        log.contains("building img:a in") && log.contains(&fx.workdir.display().to_string()),
+        "{log}"
+    );
     assert!(!outcomes[1].ok);
     assert_eq!(outcomes[1].exit_code, Some(3));
     assert_eq!(outcomes[1].state, "FAILED");
-    assert!(outcomes[1].message.contains("code 3: broken"), "{}", outcomes[1].message);
+    assert!(
+        outcomes[1].message.contains("code 3: broken"),
+        "{}",
+        outcomes[1].message
+    );
 }

@@ -70,7 +70,9 @@ impl fmt::Display for AttemptStatus {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown attempt status `{0}`: expected one of ok, crashed, timeout, no_metrics, patch_failed, missing_image, build_failed, infra_error, not_run")]
+#[error(
+    "unknown attempt status `{0}`: expected one of ok, crashed, timeout, no_metrics, patch_failed, missing_image, build_failed, infra_error, not_run"
+)]
 pub struct UnknownStatus(pub String);
 
 impl FromStr for AttemptStatus {
@@ -193,7 +195,12 @@ pub struct AttemptRecord {
 
 impl AttemptRecord {
     /// A measured attempt with nothing but its key and status filled in.
-    pub fn new(task: CommitId, variant: VariantKind, round_idx: u32, status: AttemptStatus) -> AttemptRecord {
+    pub fn new(
+        task: CommitId,
+        variant: VariantKind,
+        round_idx: u32,
+        status: AttemptStatus,
+    ) -> AttemptRecord {
         AttemptRecord {
             id: 0,
             run_id: None,
@@ -219,7 +226,10 @@ impl AttemptRecord {
 
     /// The value of one metric, if this attempt has it.
     pub fn sample(&self, metric: &str) -> Option<f64> {
-        self.samples.iter().find(|(m, _)| m == metric).map(|(_, v)| *v)
+        self.samples
+            .iter()
+            .find(|(m, _)| m == metric)
+            .map(|(_, v)| *v)
     }
 }
 
@@ -231,7 +241,10 @@ mod tests {
     fn statuses_round_trip() {
         for status in AttemptStatus::ALL {
             assert_eq!(status.as_str().parse::<AttemptStatus>().unwrap(), status);
-            assert_eq!(serde_json::to_string(&status).unwrap(), format!("\"{}\"", status.as_str()));
+            assert_eq!(
+                serde_json::to_string(&status).unwrap(),
+                format!("\"{}\"", status.as_str())
+            );
         }
         assert!("fine".parse::<AttemptStatus>().is_err());
     }

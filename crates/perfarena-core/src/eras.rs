@@ -86,13 +86,18 @@ pub struct BenchCommands {
 /// The first era overriding a command whose selector matches `facts`. Eras that only set
 /// `dockerfile` are layout eras, skipped here (see [`dockerfile`]).
 pub fn select<'a>(eras: &'a [Era], facts: &Facts) -> Option<Selection<'a>> {
-    eras.iter().filter(|era| era.overrides_commands()).find_map(|era| matches(era, facts).map(|reason| Selection { era, reason }))
+    eras.iter()
+        .filter(|era| era.overrides_commands())
+        .find_map(|era| matches(era, facts).map(|reason| Selection { era, reason }))
 }
 
 impl Era {
     /// Whether the era replaces any of the bench commands.
     pub fn overrides_commands(&self) -> bool {
-        self.setup.is_some() || self.server.is_some() || self.client.is_some() || self.readiness_url.is_some()
+        self.setup.is_some()
+            || self.server.is_some()
+            || self.client.is_some()
+            || self.readiness_url.is_some()
     }
 }
 
@@ -134,7 +139,10 @@ pub fn matches(era: &Era, facts: &Facts) -> Option<String> {
 pub fn commands(bench: &BenchConfig, facts: &Facts) -> BenchCommands {
     let selection = select(&bench.eras, facts);
     let era = selection.as_ref().map(|s| s.era);
-    let pick = |over: Option<&Option<String>>, plain: &str| over.and_then(|o| o.clone()).unwrap_or_else(|| plain.to_string());
+    let pick = |over: Option<&Option<String>>, plain: &str| {
+        over.and_then(|o| o.clone())
+            .unwrap_or_else(|| plain.to_string())
+    };
     BenchCommands {
         era: era.map(|e| e.name.clone()),
         reason: selection.as_ref().map(|s| s.reason.clone()),
@@ -171,13 +179,29 @@ pub fn validate(eras: &[Era]) -> Result<(), (String, String)> {
     for (idx, era) in eras.iter().enumerate() {
         let at = |key: &str| format!("bench.eras[{idx}].{key}");
         if era.name.trim().is_empty() {
-            return Err((at("name"), "an era needs a name (recorded with its attempts)".into()));
+            return Err((
+                at("name"),
+                "an era needs a name (recorded with its attempts)".into(),
+            ));
         }
         if !names.insert(era.name.as_str()) {
-            return Err((at("name"), format!("two eras are named {:?}: names must be unique", era.name)));
+            return Err((
+                at("name"),
+                format!("two eras are named {:?}: names must be unique", era.name),
+            ));
         }
-        if era.when_exists.is_none() && era.since.is_none() && era.until.is_none() && era.kinds.is_empty() {
-            return Err((at("name"), format!("era {:?} has no selector: set when_exists, since, until or kinds", era.name)));
+        if era.when_exists.is_none()
+            && era.since.is_none()
+            && era.until.is_none()
+            && era.kinds.is_empty()
+        {
+            return Err((
+                at("name"),
+                format!(
+                    "era {:?} has no selector: set when_exists, since, until or kinds",
+                    era.name
+                ),
+            ));
         }
         if let Some(path) = &era.when_exists {
             if path.trim().is_empty() || path.starts_with('/') {
@@ -190,31 +214,47 @@ pub fn validate(eras: &[Era]) -> Result<(), (String, String)> {
         for (key, value) in [("since", &era.since), ("until", &era.until)] {
             if let Some(value) = value {
                 if day(value).is_none() || value.trim().len() != 10 {
-                    return Err((at(key), format!("{value:?} is not a date: write YYYY-MM-DD")));
+                    return Err((
+                        at(key),
+                        format!("{value:?} is not a date: write YYYY-MM-DD"),
+                    ));
                 }
             }
         }
         if let (Some(since), Some(until)) = (&era.since, &era.until) {
             if since >= until {
-                return Err((at("until"), format!("{until} is not after since = {since}: no date would match")));
+                return Err((
+                    at("until"),
+                    format!("{until} is not after since = {since}: no date would match"),
+                ));
             }
         }
-        for (key, template) in
-            [("setup", &era.setup), ("server", &era.server), ("client", &era.client), ("readiness_url", &era.readiness_url)]
-        {
+        for (key, template) in [
+            ("setup", &era.setup),
+            ("server", &era.server),
+            ("client", &era.client),
+            ("readiness_url", &era.readiness_url),
+        ] {
             if let Some(template) = template {
-                crate::template::check(template, crate::template::COMMAND_VARS).map_err(|e| (at(key), e.to_string()))?;
+                crate::template::check(template, crate::template::COMMAND_VARS)
+                    .map_err(|e| (at(key), e.to_string()))?;
             }
         }
         if !era.overrides_commands() && era.dockerfile.is_none() {
             return Err((
                 at("name"),
-                format!("era {:?} overrides nothing: set setup, server, client, readiness_url or dockerfile", era.name),
+                format!(
+                    "era {:?} overrides nothing: set setup, server, client, readiness_url or dockerfile",
+                    era.name
+                ),
             ));
         }
         if let Some(dockerfile) = &era.dockerfile {
             if dockerfile.trim().is_empty() {
-                return Err((at("dockerfile"), "empty: remove the key to keep build.dockerfile".into()));
+                return Err((
+                    at("dockerfile"),
+                    "empty: remove the key to keep build.dockerfile".into(),
+                ));
             }
         }
     }
@@ -229,7 +269,9 @@ mod tests {
     use crate::suite::Suite;
 
     fn suite(eras: &str) -> Suite {
-        let text = format!("[bench]\nserver = \"old-server {{model}} {{port}}\"\nclient = \"old-client {{port}}\"\n{eras}");
+        let text = format!(
+            "[bench]\nserver = \"old-server {{model}} {{port}}\"\nclient = \"old-client {{port}}\"\n{eras}"
+        );
         Suite::from_toml_str(&text, "s.toml").unwrap()
     }
 
@@ -256,45 +298,84 @@ server = "pkg serve {model} --port {port}"
 "#;
 
     /// The era and commands chosen for (files present, date, kind).
-    fn check(files: &[&str], date: Option<&str>, kind: BenchKind) -> (Option<String>, String, String, String) {
+    fn check(
+        files: &[&str],
+        date: Option<&str>,
+        kind: BenchKind,
+    ) -> (Option<String>, String, String, String) {
         let present: BTreeSet<&str> = files.iter().copied().collect();
         let exists = |path: &str| present.contains(path);
-        let facts = Facts { exists: &exists, date: date.map(str::to_string), kind };
+        let facts = Facts {
+            exists: &exists,
+            date: date.map(str::to_string),
+            kind,
+        };
         let chosen = commands(&suite(ERAS).bench, &facts);
-        (chosen.era, chosen.server, chosen.client, chosen.readiness_url)
+        (
+            chosen.era,
+            chosen.server,
+            chosen.client,
+            chosen.readiness_url,
+        )
     }
 
     #[test]
     fn the_first_matching_era_wins_and_none_means_the_plain_commands() {
-        let (era, server, client, url) = check(&["pkg/benchmarks/serve.py"], Some("2024-07-01"), BenchKind::Serving);
+        let (era, server, client, url) = check(
+            &["pkg/benchmarks/serve.py"],
+            Some("2024-07-01"),
+            BenchKind::Serving,
+        );
         assert_eq!(era.as_deref(), Some("cli"));
         assert_eq!(server, "pkg serve {model} --port {port}");
         assert_eq!(client, "pkg bench serve --port {port}");
         assert_eq!(url, "http://127.0.0.1:{port}/ping");
 
         // `mid` overrides the server only; the client and url stay plain.
-        let (era, server, client, url) = check(&[], Some("2024-07-01T10:00:00Z"), BenchKind::Serving);
+        let (era, server, client, url) =
+            check(&[], Some("2024-07-01T10:00:00Z"), BenchKind::Serving);
         assert_eq!(era.as_deref(), Some("mid"));
-        assert_eq!((server.as_str(), client.as_str()), ("pkg serve {model} --port {port}", "old-client {port}"));
+        assert_eq!(
+            (server.as_str(), client.as_str()),
+            ("pkg serve {model} --port {port}", "old-client {port}")
+        );
         assert_eq!(url, "http://127.0.0.1:{port}/health");
 
         assert_eq!(check(&[], Some("2024-01-01"), BenchKind::Serving).0, None);
-        assert_eq!(check(&[], None, BenchKind::Serving).0, None, "an unknown date matches no date era");
+        assert_eq!(
+            check(&[], None, BenchKind::Serving).0,
+            None,
+            "an unknown date matches no date era"
+        );
         let (era, server, ..) = check(&[], Some("2023-01-01"), BenchKind::Unknown);
         assert_eq!((era, server.as_str()), (None, "old-server {model} {port}"));
     }
 
     #[test]
     fn since_is_inclusive_and_until_exclusive() {
-        assert_eq!(check(&[], Some("2024-06-12"), BenchKind::Serving).0.as_deref(), Some("mid"));
+        assert_eq!(
+            check(&[], Some("2024-06-12"), BenchKind::Serving)
+                .0
+                .as_deref(),
+            Some("mid")
+        );
         assert_eq!(check(&[], Some("2024-06-11"), BenchKind::Serving).0, None);
-        assert_eq!(check(&[], Some("2024-12-31"), BenchKind::Serving).0.as_deref(), Some("mid"));
+        assert_eq!(
+            check(&[], Some("2024-12-31"), BenchKind::Serving)
+                .0
+                .as_deref(),
+            Some("mid")
+        );
         assert_eq!(check(&[], Some("2025-01-01"), BenchKind::Serving).0, None);
     }
 
     #[test]
     fn kinds_select_standalone_commands_and_an_empty_server_means_none() {
-        let (era, server, client, _) = check(&["pkg/benchmarks/serve.py"], Some("2025-03-01"), BenchKind::Latency);
+        let (era, server, client, _) = check(
+            &["pkg/benchmarks/serve.py"],
+            Some("2025-03-01"),
+            BenchKind::Latency,
+        );
         assert_eq!(era.as_deref(), Some("standalone"));
         assert_eq!((server.as_str(), client.as_str()), ("", "latency {model}"));
     }
@@ -306,12 +387,26 @@ server = "pkg serve {model} --port {port}"
             asked.set(asked.get() + 1);
             true
         };
-        let era = Era { kinds: vec![BenchKind::Latency], ..era("k", Some("x")) };
-        let facts = Facts { exists: &exists, date: None, kind: BenchKind::Serving };
+        let era = Era {
+            kinds: vec![BenchKind::Latency],
+            ..era("k", Some("x"))
+        };
+        let facts = Facts {
+            exists: &exists,
+            date: None,
+            kind: BenchKind::Serving,
+        };
         assert_eq!(matches(&era, &facts), None);
         assert_eq!(asked.get(), 0);
-        let facts = Facts { exists: &exists, date: None, kind: BenchKind::Latency };
-        assert_eq!(matches(&era, &facts).as_deref(), Some("kind latency; x exists"));
+        let facts = Facts {
+            exists: &exists,
+            date: None,
+            kind: BenchKind::Latency,
+        };
+        assert_eq!(
+            matches(&era, &facts).as_deref(),
+            Some("kind latency; x exists")
+        );
         assert_eq!(asked.get(), 1);
     }
 
@@ -332,13 +427,21 @@ server = "pkg serve {model} --port {port}"
 
     #[test]
     fn layout_eras_do_not_stop_the_command_search() {
-        let eras =
-            format!("[[bench.eras]]\nname = \"layout\"\nwhen_exists = \"docker/Dockerfile\"\ndockerfile = \"docker/Dockerfile\"\n{ERAS}");
+        let eras = format!(
+            "[[bench.eras]]\nname = \"layout\"\nwhen_exists = \"docker/Dockerfile\"\ndockerfile = \"docker/Dockerfile\"\n{ERAS}"
+        );
         let present = |path: &str| path == "docker/Dockerfile";
-        let facts = Facts { exists: &present, date: Some("2024-07-01".into()), kind: BenchKind::Serving };
+        let facts = Facts {
+            exists: &present,
+            date: Some("2024-07-01".into()),
+            kind: BenchKind::Serving,
+        };
         let bench = suite(&eras).bench;
         assert_eq!(commands(&bench, &facts).era.as_deref(), Some("mid"));
-        assert_eq!(dockerfile(&bench.eras, "Dockerfile", &facts), "docker/Dockerfile");
+        assert_eq!(
+            dockerfile(&bench.eras, "Dockerfile", &facts),
+            "docker/Dockerfile"
+        );
     }
 
     #[test]
@@ -346,11 +449,23 @@ server = "pkg serve {model} --port {port}"
         let eras = suite(ERAS).bench.eras;
         let with = |path: &'static str| move |p: &str| p == path;
         let new = with("pkg/benchmarks/serve.py");
-        let facts = Facts { exists: &new, date: None, kind: BenchKind::Serving };
+        let facts = Facts {
+            exists: &new,
+            date: None,
+            kind: BenchKind::Serving,
+        };
         assert_eq!(dockerfile(&eras, "Dockerfile", &facts), "docker/Dockerfile");
         let old = with("nothing");
-        let facts = Facts { exists: &old, date: Some("2024-07-01".into()), kind: BenchKind::Serving };
-        assert_eq!(dockerfile(&eras, "Dockerfile", &facts), "Dockerfile", "`mid` matches but sets no dockerfile");
+        let facts = Facts {
+            exists: &old,
+            date: Some("2024-07-01".into()),
+            kind: BenchKind::Serving,
+        };
+        assert_eq!(
+            dockerfile(&eras, "Dockerfile", &facts),
+            "Dockerfile",
+            "`mid` matches but sets no dockerfile"
+        );
     }
 
     #[test]
@@ -365,27 +480,64 @@ server = "pkg serve {model} --port {port}"
     #[test]
     fn bad_eras_are_named_by_their_path() {
         for (eras, path, words) in [
-            ("[[bench.eras]]\nname = \"\"\nsince = \"2024-01-01\"\nclient = \"x\"\n", "bench.eras[0].name", "needs a name"),
-            ("[[bench.eras]]\nname = \"a\"\nclient = \"x\"\n", "bench.eras[0].name", "no selector"),
+            (
+                "[[bench.eras]]\nname = \"\"\nsince = \"2024-01-01\"\nclient = \"x\"\n",
+                "bench.eras[0].name",
+                "needs a name",
+            ),
+            (
+                "[[bench.eras]]\nname = \"a\"\nclient = \"x\"\n",
+                "bench.eras[0].name",
+                "no selector",
+            ),
             (
                 "[[bench.eras]]\nname = \"a\"\nsince = \"2024-01-01\"\nclient = \"x\"\n[[bench.eras]]\nname = \"a\"\nuntil = \"2024-01-01\"\nclient = \"x\"\n",
                 "bench.eras[1].name",
                 "unique",
             ),
-            ("[[bench.eras]]\nname = \"a\"\nsince = \"June 2024\"\nclient = \"x\"\n", "bench.eras[0].since", "YYYY-MM-DD"),
-            ("[[bench.eras]]\nname = \"a\"\nsince = \"2024-01-01\"\n", "bench.eras[0].name", "overrides nothing"),
+            (
+                "[[bench.eras]]\nname = \"a\"\nsince = \"June 2024\"\nclient = \"x\"\n",
+                "bench.eras[0].since",
+                "YYYY-MM-DD",
+            ),
+            (
+                "[[bench.eras]]\nname = \"a\"\nsince = \"2024-01-01\"\n",
+                "bench.eras[0].name",
+                "overrides nothing",
+            ),
             (
                 "[[bench.eras]]\nname = \"a\"\nsince = \"2025-01-01\"\nuntil = \"2024-01-01\"\nclient = \"x\"\n",
                 "bench.eras[0].until",
                 "not after",
             ),
-            ("[[bench.eras]]\nname = \"a\"\nwhen_exists = \"/abs\"\nclient = \"x\"\n", "bench.eras[0].when_exists", "relative"),
-            ("[[bench.eras]]\nname = \"a\"\nwhen_exists = \"x\"\nclient = \"{sha}\"\n", "bench.eras[0].client", "sha"),
-            ("[[bench.eras]]\nname = \"a\"\nwhen_exists = \"x\"\nkinds = [\"fast\"]\n", "bench.eras[0].kinds", "unknown variant"),
-            ("[[bench.eras]]\nname = \"a\"\nwhen_exists = \"x\"\nclinet = \"y\"\n", "bench.eras[0]", "unknown field"),
+            (
+                "[[bench.eras]]\nname = \"a\"\nwhen_exists = \"/abs\"\nclient = \"x\"\n",
+                "bench.eras[0].when_exists",
+                "relative",
+            ),
+            (
+                "[[bench.eras]]\nname = \"a\"\nwhen_exists = \"x\"\nclient = \"{sha}\"\n",
+                "bench.eras[0].client",
+                "sha",
+            ),
+            (
+                "[[bench.eras]]\nname = \"a\"\nwhen_exists = \"x\"\nkinds = [\"fast\"]\n",
+                "bench.eras[0].kinds",
+                "unknown variant",
+            ),
+            (
+                "[[bench.eras]]\nname = \"a\"\nwhen_exists = \"x\"\nclinet = \"y\"\n",
+                "bench.eras[0]",
+                "unknown field",
+            ),
         ] {
-            let err = Suite::from_toml_str(eras, "s.toml").unwrap_err().to_string();
-            assert!(err.contains(path) && err.contains(words), "{eras}\n=> {err}");
+            let err = Suite::from_toml_str(eras, "s.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(path) && err.contains(words),
+                "{eras}\n=> {err}"
+            );
         }
         assert!(suite(ERAS).bench.eras.len() == 3);
         assert!(Suite::defaults().bench.eras.is_empty());

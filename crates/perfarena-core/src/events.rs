@@ -20,11 +20,33 @@ pub enum Stream {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// A variant is being prepared (checkout, patch, setup or image).
-    PrepareStarted { task: CommitId, variant: VariantKind },
-    PrepareFinished { task: CommitId, variant: VariantKind, ok: bool, message: String },
-    AttemptStarted { task: CommitId, variant: VariantKind, round_idx: u32 },
-    ServerReady { task: CommitId, variant: VariantKind, round_idx: u32, after_s: f64 },
-    LogLine { task: CommitId, variant: VariantKind, stream: Stream, line: String },
+    PrepareStarted {
+        task: CommitId,
+        variant: VariantKind,
+    },
+    PrepareFinished {
+        task: CommitId,
+        variant: VariantKind,
+        ok: bool,
+        message: String,
+    },
+    AttemptStarted {
+        task: CommitId,
+        variant: VariantKind,
+        round_idx: u32,
+    },
+    ServerReady {
+        task: CommitId,
+        variant: VariantKind,
+        round_idx: u32,
+        after_s: f64,
+    },
+    LogLine {
+        task: CommitId,
+        variant: VariantKind,
+        stream: Stream,
+        line: String,
+    },
     AttemptFinished {
         task: CommitId,
         variant: VariantKind,
@@ -34,8 +56,13 @@ pub enum Event {
         duration_s: f64,
         message: String,
     },
-    BuildStep { image: String, step: String },
-    Message { text: String },
+    BuildStep {
+        image: String,
+        step: String,
+    },
+    Message {
+        text: String,
+    },
 }
 
 /// Receives events; implemented by the CLI (progress bar, JSON lines) and by tests.

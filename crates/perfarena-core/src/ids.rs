@@ -27,7 +27,8 @@ pub struct CommitId(String);
 impl CommitId {
     pub fn parse(text: &str) -> Result<Self, IdError> {
         let trimmed = text.trim();
-        let ok = (4..=40).contains(&trimmed.len()) && trimmed.chars().all(|c| c.is_ascii_hexdigit());
+        let ok =
+            (4..=40).contains(&trimmed.len()) && trimmed.chars().all(|c| c.is_ascii_hexdigit());
         if ok {
             Ok(CommitId(trimmed.to_ascii_lowercase()))
         } else {
@@ -81,7 +82,9 @@ impl CandidateName {
     pub fn parse(text: &str) -> Result<Self, IdError> {
         let ok = !text.is_empty()
             && text.len() <= 64
-            && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            && text
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
         if ok {
             Ok(CandidateName(text.to_string()))
         } else {
@@ -212,7 +215,10 @@ mod tests {
             let variant: VariantKind = text.parse().unwrap();
             assert_eq!(variant.to_string(), text);
         }
-        assert_eq!("candidate-foo".parse::<VariantKind>().unwrap().to_string(), "candidate:foo");
+        assert_eq!(
+            "candidate-foo".parse::<VariantKind>().unwrap().to_string(),
+            "candidate:foo"
+        );
         assert!("candidate:".parse::<VariantKind>().is_err());
         assert!("candidate:a b".parse::<VariantKind>().is_err());
         assert!("parent".parse::<VariantKind>().is_err());

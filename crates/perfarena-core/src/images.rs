@@ -5,10 +5,15 @@ use std::collections::BTreeMap;
 use crate::ids::VariantKind;
 use crate::suite::ImagesConfig;
 use crate::task::Task;
-use crate::template::{expand, TemplateError};
+use crate::template::{TemplateError, expand};
 
 /// The image ref of a task's variant. Candidates need their patch's sha256.
-pub fn image_ref(images: &ImagesConfig, task: &Task, variant: &VariantKind, patch_sha: Option<&str>) -> Result<String, TemplateError> {
+pub fn image_ref(
+    images: &ImagesConfig,
+    task: &Task,
+    variant: &VariantKind,
+    patch_sha: Option<&str>,
+) -> Result<String, TemplateError> {
     let mut vars: BTreeMap<&str, String> = BTreeMap::new();
     vars.insert("registry", images.registry.clone());
     vars.insert("repo", images.repo.clone());
@@ -41,10 +46,16 @@ mod tests {
 
     #[test]
     fn refs_per_variant() {
-        let suite = Suite::from_toml_str("[images]\nregistry = \"reg:5000\"\nrepo = \"vllm\"\n", "s").unwrap();
-        let mut task = Task::new(CommitId::parse("35fad35a485eac9195c510731ba4a9d297dfd963").unwrap());
+        let suite =
+            Suite::from_toml_str("[images]\nregistry = \"reg:5000\"\nrepo = \"vllm\"\n", "s")
+                .unwrap();
+        let mut task =
+            Task::new(CommitId::parse("35fad35a485eac9195c510731ba4a9d297dfd963").unwrap());
         task.parent = Some(CommitId::parse("733e7c9e95f5b066ac420b00701eef7ea164a79e").unwrap());
-        assert_eq!(image_ref(&suite.images, &task, &VariantKind::Baseline, None).unwrap(), "reg:5000/vllm:baseline-733e7c9e95f5");
+        assert_eq!(
+            image_ref(&suite.images, &task, &VariantKind::Baseline, None).unwrap(),
+            "reg:5000/vllm:baseline-733e7c9e95f5"
+        );
         assert_eq!(
             image_ref(&suite.images, &task, &VariantKind::Human, None).unwrap(),
             "reg:5000/vllm:35fad35a485eac9195c510731ba4a9d297dfd963"

@@ -66,7 +66,11 @@ pub fn read_rows(file: &str, text: &str) -> Result<Vec<RawRow>, FileError> {
             Ok(_) => {}
             // A JSONL file also starts with `{`: fall through when the whole text is not one value.
             Err(e) if trimmed.starts_with('[') => {
-                return Err(FileError { file: file.into(), line: Some(e.line()), message: format!("invalid JSON: {e}") });
+                return Err(FileError {
+                    file: file.into(),
+                    line: Some(e.line()),
+                    message: format!("invalid JSON: {e}"),
+                });
             }
             Err(_) => {}
         }
@@ -84,9 +88,20 @@ pub fn read_rows(file: &str, text: &str) -> Result<Vec<RawRow>, FileError> {
             message: format!("invalid JSON: {e} (expected one JSON object per line)"),
         })?;
         let Value::Object(fields) = value else {
-            return Err(FileError { file: file.into(), line: Some(line_no), message: "expected a JSON object".into() });
+            return Err(FileError {
+                file: file.into(),
+                line: Some(line_no),
+                message: "expected a JSON object".into(),
+            });
         };
-        rows.push(RawRow { loc: RowLoc { file: file.into(), line: Some(line_no), row: rows.len() + 1 }, fields });
+        rows.push(RawRow {
+            loc: RowLoc {
+                file: file.into(),
+                line: Some(line_no),
+                row: rows.len() + 1,
+            },
+            fields,
+        });
     }
     Ok(rows)
 }
@@ -96,8 +111,19 @@ fn rows_from_array(file: &str, items: Vec<Value>) -> Result<Vec<RawRow>, FileErr
         .into_iter()
         .enumerate()
         .map(|(idx, item)| match item {
-            Value::Object(fields) => Ok(RawRow { loc: RowLoc { file: file.into(), line: None, row: idx + 1 }, fields }),
-            _ => Err(FileError { file: file.into(), line: None, message: format!("row {}: expected a JSON object", idx + 1) }),
+            Value::Object(fields) => Ok(RawRow {
+                loc: RowLoc {
+                    file: file.into(),
+                    line: None,
+                    row: idx + 1,
+                },
+                fields,
+            }),
+            _ => Err(FileError {
+                file: file.into(),
+                line: None,
+                message: format!("row {}: expected a JSON object", idx + 1),
+            }),
         })
         .collect()
 }
@@ -113,24 +139,48 @@ fn rows_from_object(file: &str, mut object: Map<String, Value>) -> Result<Vec<Ra
     if object.values().all(Value::is_object) && !object.is_empty() {
         let mut rows = Vec::new();
         for (idx, (key, value)) in object.into_iter().enumerate() {
-            let Value::Object(mut fields) = value else { continue };
+            let Value::Object(mut fields) = value else {
+                continue;
+            };
             if !fields.contains_key("commit_hash") && !fields.contains_key("commit") {
                 fields.insert("commit_hash".into(), Value::String(key));
             }
-            rows.push(RawRow { loc: RowLoc { file: file.into(), line: None, row: idx + 1 }, fields });
+            rows.push(RawRow {
+                loc: RowLoc {
+                    file: file.into(),
+                    line: None,
+                    row: idx + 1,
+                },
+                fields,
+            });
         }
         return Ok(rows);
     }
     // A single row (also what a one-line JSONL file looks like).
-    Ok(vec![RawRow { loc: RowLoc { file: file.into(), line: Some(1), row: 1 }, fields: object }])
+    Ok(vec![RawRow {
+        loc: RowLoc {
+            file: file.into(),
+            line: Some(1),
+            row: 1,
+        },
+        fields: object,
+    }])
 }
 
 /// Field names accepted for each task attribute (first is the documented one).
 const COMMIT_KEYS: &[&str] = &["commit_hash", "commit", "hash", "sha"];
 const PARENT_KEYS: &[&str] = &["parent_commit", "parent", "parent_hash", "base_commit"];
 
-fn take<'a>(fields: &'a Map<String, Value>, keys: &[&'static str]) -> Option<(&'static str, &'a Value)> {
-    keys.iter().find_map(|k| fields.get(*k).filter(|v| !v.is_null()).map(|v| (static_key(k, keys), v)))
+fn take<'a>(
+    fields: &'a Map<String, Value>,
+    keys: &[&'static str],
+) -> Option<(&'static str, &'a Value)> {
+    keys.iter().find_map(|k| {
+        fields
+            .get(*k)
+            .filter(|v| !v.is_null())
+            .map(|v| (static_key(k, keys), v))
+    })
 }
 
 fn static_key(key: &str, keys: &[&'static str]) -> &'static str {
@@ -139,15 +189,27 @@ fn static_key(key: &str, keys: &[&'static str]) -> &'static str {
 
 /// Turns a raw row into a task with unresolved (possibly short) hashes.
 pub fn row_to_task(row: &RawRow) -> Result<Task, RowError> {
-    let err = |field: &str, message: String| RowError { loc: row.loc.clone(), field: field.to_string(), message };
+    let err = |field: &str, message: String| RowError {
+        loc: row.loc.clone(),
+        field: field.to_string(),
+        message,
+    };
     let fields = &row.fields;
-    let (commit_key, commit_value) =
-        take(fields, COMMIT_KEYS).ok_or_else(|| err("commit_hash", "missing: every row needs the commit's hash".into()))?;
-    let commit_text = commit_value.as_str().ok_or_else(|| err(commit_key, "expected a string".into()))?;
+    let (commit_key, commit_value) = take(fields, COMMIT_KEYS).ok_or_else(|| {
+        err(
+            "commit_hash",
+            "missing: every row needs the commit's hash".into(),
+        )
+    })?;
+    let commit_text = commit_value
+        .as_str()
+        .ok_or_else(|| err(commit_key, "expected a string".into()))?;
     let commit = CommitId::parse(commit_text).map_err(|e| err(commit_key, e.to_string()))?;
     let mut task = Task::new(commit);
     if let Some((key, value)) = take(fields, PARENT_KEYS) {
-        let text = value.as_str().ok_or_else(|| err(key, "expected a string".into()))?;
+        let text = value
+            .as_str()
+            .ok_or_else(|| err(key, "expected a string".into()))?;
         if !text.trim().is_empty() {
             task.parent = Some(CommitId::parse(text).map_err(|e| err(key, e.to_string()))?);
         }
@@ -158,14 +220,19 @@ pub fn row_to_task(row: &RawRow) -> Result<Task, RowError> {
         Some((_, Value::String(s))) => parse_model_list(s),
         Some((key, Value::Array(items))) => items
             .iter()
-            .map(|item| item.as_str().map(str::to_string).ok_or_else(|| err(key, "expected an array of strings".into())))
+            .map(|item| {
+                item.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| err(key, "expected an array of strings".into()))
+            })
             .collect::<Result<_, _>>()?,
         Some((key, _)) => return Err(err(key, "expected a string or an array of strings".into())),
     };
     task.perf_command = opt_string(fields, "perf_command").map_err(|m| err("perf_command", m))?;
     task.has_serving = opt_bool(fields, "has_serving").map_err(|m| err("has_serving", m))?;
     task.has_latency = opt_bool(fields, "has_latency").map_err(|m| err("has_latency", m))?;
-    task.has_throughput = opt_bool(fields, "has_throughput").map_err(|m| err("has_throughput", m))?;
+    task.has_throughput =
+        opt_bool(fields, "has_throughput").map_err(|m| err("has_throughput", m))?;
     task.uses_lm_eval = opt_bool(fields, "uses_lm_eval").map_err(|m| err("uses_lm_eval", m))?;
     task.pr_url = opt_string(fields, "pr_url").map_err(|m| err("pr_url", m))?;
     task.pr_date = opt_string(fields, "pr_date").map_err(|m| err("pr_date", m))?;
@@ -186,18 +253,41 @@ pub fn row_to_task(row: &RawRow) -> Result<Task, RowError> {
                     .and_then(Value::as_str)
                     .map(str::to_string)
                     .ok_or_else(|| err("files_changed", "expected file names".into())),
-                _ => Err(err("files_changed", "expected an array of file names".into())),
+                _ => Err(err(
+                    "files_changed",
+                    "expected an array of file names".into(),
+                )),
             })
             .collect::<Result<_, _>>()?,
         Some(Value::String(s)) => parse_model_list(s),
-        Some(_) => return Err(err("files_changed", "expected an array of file names".into())),
+        Some(_) => {
+            return Err(err(
+                "files_changed",
+                "expected an array of file names".into(),
+            ));
+        }
     };
     let known: &[&str] = &[
-        "repo", "models", "model", "perf_command", "has_serving", "has_latency", "has_throughput", "uses_lm_eval",
-        "pr_url", "pr_date", "commit_subject", "subject", "message", "files_changed",
+        "repo",
+        "models",
+        "model",
+        "perf_command",
+        "has_serving",
+        "has_latency",
+        "has_throughput",
+        "uses_lm_eval",
+        "pr_url",
+        "pr_date",
+        "commit_subject",
+        "subject",
+        "message",
+        "files_changed",
     ];
     for (key, value) in fields {
-        if !known.contains(&key.as_str()) && !COMMIT_KEYS.contains(&key.as_str()) && !PARENT_KEYS.contains(&key.as_str()) {
+        if !known.contains(&key.as_str())
+            && !COMMIT_KEYS.contains(&key.as_str())
+            && !PARENT_KEYS.contains(&key.as_str())
+        {
             task.extra.insert(key.clone(), value.clone());
         }
     }
@@ -209,7 +299,12 @@ fn parse_model_list(text: &str) -> Vec<String> {
     let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
     inner
         .split(',')
-        .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"').trim().to_string())
+        .map(|s| {
+            s.trim()
+                .trim_matches(|c| c == '\'' || c == '"')
+                .trim()
+                .to_string()
+        })
         .filter(|s| !s.is_empty())
         .collect()
 }
@@ -227,7 +322,9 @@ fn opt_bool(fields: &Map<String, Value>, key: &str) -> Result<bool, String> {
     match fields.get(key) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
-        Some(Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => Ok(n.as_i64() == Some(1)),
+        Some(Value::Number(n)) if n.as_i64() == Some(0) || n.as_i64() == Some(1) => {
+            Ok(n.as_i64() == Some(1))
+        }
         Some(Value::String(s)) => match s.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" => Ok(true),
             "false" | "0" | "no" | "" => Ok(false),
@@ -238,17 +335,31 @@ fn opt_bool(fields: &Map<String, Value>, key: &str) -> Result<bool, String> {
 }
 
 /// Reads a parent mapping: a JSON object `{commit: parent}` or rows with `commit`/`parent`.
-pub fn read_mapping(file: &str, text: &str) -> Result<Vec<(RowLoc, CommitId, CommitId)>, FileError> {
+pub fn read_mapping(
+    file: &str,
+    text: &str,
+) -> Result<Vec<(RowLoc, CommitId, CommitId)>, FileError> {
     let trimmed = text.trim();
     if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(trimmed) {
-        let is_row = object.keys().any(|k| COMMIT_KEYS.contains(&k.as_str()) || PARENT_KEYS.contains(&k.as_str()));
+        let is_row = object
+            .keys()
+            .any(|k| COMMIT_KEYS.contains(&k.as_str()) || PARENT_KEYS.contains(&k.as_str()));
         if !is_row && object.values().all(Value::is_string) {
             let mut out = Vec::new();
             for (idx, (commit, parent)) in object.iter().enumerate() {
-                let loc = RowLoc { file: file.into(), line: None, row: idx + 1 };
-                let bad = |message: String| FileError { file: file.into(), line: None, message: format!("row {}: {message}", idx + 1) };
+                let loc = RowLoc {
+                    file: file.into(),
+                    line: None,
+                    row: idx + 1,
+                };
+                let bad = |message: String| FileError {
+                    file: file.into(),
+                    line: None,
+                    message: format!("row {}: {message}", idx + 1),
+                };
                 let commit = CommitId::parse(commit).map_err(|e| bad(e.to_string()))?;
-                let parent = CommitId::parse(parent.as_str().unwrap_or("")).map_err(|e| bad(e.to_string()))?;
+                let parent = CommitId::parse(parent.as_str().unwrap_or(""))
+                    .map_err(|e| bad(e.to_string()))?;
                 out.push((loc, commit, parent));
             }
             return Ok(out);
@@ -257,11 +368,19 @@ pub fn read_mapping(file: &str, text: &str) -> Result<Vec<(RowLoc, CommitId, Com
     let rows = read_rows(file, text)?;
     let mut out = Vec::new();
     for row in rows {
-        let bad = |message: String| FileError { file: file.into(), line: row.loc.line, message: format!("{}: {message}", row.loc) };
-        let (_, commit) = take(&row.fields, COMMIT_KEYS).ok_or_else(|| bad("missing field `commit`".into()))?;
-        let (_, parent) = take(&row.fields, PARENT_KEYS).ok_or_else(|| bad("missing field `parent`".into()))?;
-        let commit = CommitId::parse(commit.as_str().unwrap_or("")).map_err(|e| bad(format!("field `commit`: {e}")))?;
-        let parent = CommitId::parse(parent.as_str().unwrap_or("")).map_err(|e| bad(format!("field `parent`: {e}")))?;
+        let bad = |message: String| FileError {
+            file: file.into(),
+            line: row.loc.line,
+            message: format!("{}: {message}", row.loc),
+        };
+        let (_, commit) =
+            take(&row.fields, COMMIT_KEYS).ok_or_else(|| bad("missing field `commit`".into()))?;
+        let (_, parent) =
+            take(&row.fields, PARENT_KEYS).ok_or_else(|| bad("missing field `parent`".into()))?;
+        let commit = CommitId::parse(commit.as_str().unwrap_or(""))
+            .map_err(|e| bad(format!("field `commit`: {e}")))?;
+        let parent = CommitId::parse(parent.as_str().unwrap_or(""))
+            .map_err(|e| bad(format!("field `parent`: {e}")))?;
         out.push((row.loc.clone(), commit, parent));
     }
     Ok(out)
@@ -273,7 +392,10 @@ pub enum ResolveError {
     #[error("commit `{0}` is not in the repository")]
     NotFound(String),
     #[error("`{prefix}` is ambiguous: it matches {}", candidates.join(", "))]
-    Ambiguous { prefix: String, candidates: Vec<String> },
+    Ambiguous {
+        prefix: String,
+        candidates: Vec<String>,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -331,17 +453,24 @@ pub fn import_tasks(
     // Mappings: resolve both sides once.
     let mut parents: BTreeMap<CommitId, (RowLoc, CommitId)> = BTreeMap::new();
     for (loc, commit, parent) in mappings {
-        let resolved = resolver.resolve(commit).and_then(|c| resolver.resolve(parent).map(|p| (c, p)));
+        let resolved = resolver
+            .resolve(commit)
+            .and_then(|c| resolver.resolve(parent).map(|p| (c, p)));
         match resolved {
             Ok((commit, parent)) => {
                 parents.insert(commit, (loc.clone(), parent));
             }
-            Err(e) => outcome.errors.push(RowError { loc: loc.clone(), field: "commit".into(), message: e.to_string() }),
+            Err(e) => outcome.errors.push(RowError {
+                loc: loc.clone(),
+                field: "commit".into(),
+                message: e.to_string(),
+            }),
         }
     }
     let mut seen: BTreeMap<CommitId, (RowLoc, Task)> = BTreeMap::new();
     for row in rows {
-        let result = row_to_task(row).and_then(|task| resolve_task(task, row, &parents, resolver, existing, &outcome.tasks));
+        let result = row_to_task(row)
+            .and_then(|task| resolve_task(task, row, &parents, resolver, existing, &outcome.tasks));
         let task = match result {
             Ok(task) => task,
             Err(e) => {
@@ -354,7 +483,9 @@ pub fn import_tasks(
                 outcome.errors.push(RowError {
                     loc: row.loc.clone(),
                     field: "commit_hash".into(),
-                    message: format!("duplicate of the row at {first_loc} with different data; keep one of them"),
+                    message: format!(
+                        "duplicate of the row at {first_loc} with different data; keep one of them"
+                    ),
                 });
             }
             continue;
@@ -376,35 +507,61 @@ fn resolve_task(
     existing: &[Task],
     imported: &[Task],
 ) -> Result<Task, RowError> {
-    let err = |field: &str, message: String| RowError { loc: row.loc.clone(), field: field.to_string(), message };
+    let err = |field: &str, message: String| RowError {
+        loc: row.loc.clone(),
+        field: field.to_string(),
+        message,
+    };
     task.commit = if resolver.checks() {
-        resolver.resolve(&task.commit).map_err(|e| err("commit_hash", e.to_string()))?
+        resolver
+            .resolve(&task.commit)
+            .map_err(|e| err("commit_hash", e.to_string()))?
     } else {
         resolve_against_tasks(&task.commit, existing, imported).unwrap_or(task.commit)
     };
     if let Some(parent) = task.parent.take() {
-        task.parent = Some(resolver.resolve(&parent).map_err(|e| err("parent_commit", e.to_string()))?);
+        task.parent = Some(
+            resolver
+                .resolve(&parent)
+                .map_err(|e| err("parent_commit", e.to_string()))?,
+        );
     }
     if let Some((_, mapped)) = parents.get(&task.commit) {
         if let Some(given) = &task.parent {
             if given != mapped {
-                return Err(err("parent_commit", format!("row says {given} but the mapping says {mapped}")));
+                return Err(err(
+                    "parent_commit",
+                    format!("row says {given} but the mapping says {mapped}"),
+                ));
             }
         }
         task.parent = Some(mapped.clone());
     }
     if task.parent.is_none() && resolver.checks() {
-        task.parent = resolver.first_parent(&task.commit).map_err(|e| err("parent_commit", e.to_string()))?;
+        task.parent = resolver
+            .first_parent(&task.commit)
+            .map_err(|e| err("parent_commit", e.to_string()))?;
         if task.parent.is_none() {
-            return Err(err("parent_commit", "the commit has no parent (a root commit cannot be a task)".into()));
+            return Err(err(
+                "parent_commit",
+                "the commit has no parent (a root commit cannot be a task)".into(),
+            ));
         }
     }
     Ok(task)
 }
 
 /// Without a repository, a short hash that names exactly one known task becomes its full hash.
-fn resolve_against_tasks(commit: &CommitId, existing: &[Task], imported: &[Task]) -> Option<CommitId> {
-    let mut matches = existing.iter().chain(imported).map(|t| &t.commit).filter(|full| commit.is_prefix_of(full));
+fn resolve_against_tasks(
+    commit: &CommitId,
+    existing: &[Task],
+    imported: &[Task],
+) -> Option<CommitId> {
+    let mut matches = existing
+        .iter()
+        .chain(imported)
+        .map(|t| &t.commit)
+        .filter(|full| commit.is_prefix_of(full));
     let first = matches.next()?.clone();
     matches.all(|other| *other == first).then_some(first)
 }
@@ -412,7 +569,10 @@ fn resolve_against_tasks(commit: &CommitId, existing: &[Task], imported: &[Task]
 /// Resolves a (short) commit against a task list: exactly one task must match.
 pub fn find_task<'a>(tasks: &'a [Task], prefix: &str) -> Result<&'a Task, ResolveError> {
     let wanted = CommitId::parse(prefix).map_err(|e| ResolveError::Other(e.to_string()))?;
-    let matches: Vec<&Task> = tasks.iter().filter(|t| wanted.is_prefix_of(&t.commit) || t.commit.is_prefix_of(&wanted)).collect();
+    let matches: Vec<&Task> = tasks
+        .iter()
+        .filter(|t| wanted.is_prefix_of(&t.commit) || t.commit.is_prefix_of(&wanted))
+        .collect();
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(ResolveError::NotFound(prefix.to_string())),
@@ -437,26 +597,45 @@ mod tests {
 
     impl CommitResolver for FakeRepo {
         fn resolve(&self, commit: &CommitId) -> Result<CommitId, ResolveError> {
-            let hits: Vec<&str> = self.0.iter().map(|(c, _)| *c).filter(|c| c.starts_with(commit.as_str())).collect();
+            let hits: Vec<&str> = self
+                .0
+                .iter()
+                .map(|(c, _)| *c)
+                .filter(|c| c.starts_with(commit.as_str()))
+                .collect();
             match hits.as_slice() {
                 [one] => Ok(CommitId::parse(one).unwrap()),
                 [] => Err(ResolveError::NotFound(commit.to_string())),
-                many => Err(ResolveError::Ambiguous { prefix: commit.to_string(), candidates: many.iter().map(|s| s.to_string()).collect() }),
+                many => Err(ResolveError::Ambiguous {
+                    prefix: commit.to_string(),
+                    candidates: many.iter().map(|s| s.to_string()).collect(),
+                }),
             }
         }
         fn first_parent(&self, commit: &CommitId) -> Result<Option<CommitId>, ResolveError> {
-            let entry = self.0.iter().find(|(c, _)| *c == commit.as_str()).ok_or_else(|| ResolveError::NotFound(commit.to_string()))?;
+            let entry = self
+                .0
+                .iter()
+                .find(|(c, _)| *c == commit.as_str())
+                .ok_or_else(|| ResolveError::NotFound(commit.to_string()))?;
             Ok(entry.1.map(|p| CommitId::parse(p).unwrap()))
         }
     }
 
     fn repo() -> FakeRepo {
-        FakeRepo(vec![(C1, Some(P1)), (P1, None), (C2, Some(C1)), (C3, Some(C1))])
+        FakeRepo(vec![
+            (C1, Some(P1)),
+            (P1, None),
+            (C2, Some(C1)),
+            (C3, Some(C1)),
+        ])
     }
 
     #[test]
     fn reads_jsonl_arrays_and_objects() {
-        let jsonl = format!("{{\"commit_hash\": \"{C1}\"}}\n\n{{\"commit_hash\": \"{C2}\", \"models\": \"a, b\"}}\n");
+        let jsonl = format!(
+            "{{\"commit_hash\": \"{C1}\"}}\n\n{{\"commit_hash\": \"{C2}\", \"models\": \"a, b\"}}\n"
+        );
         let rows = read_rows("t.jsonl", &jsonl).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[1].loc.to_string(), "t.jsonl:3");
@@ -474,9 +653,16 @@ mod tests {
 
     #[test]
     fn bad_json_names_the_line() {
-        let err = read_rows("t.jsonl", &format!("{{\"commit_hash\": \"{C1}\"}}\n{{oops\n")).unwrap_err();
+        let err = read_rows(
+            "t.jsonl",
+            &format!("{{\"commit_hash\": \"{C1}\"}}\n{{oops\n"),
+        )
+        .unwrap_err();
         assert_eq!(err.line, Some(2));
-        assert!(err.to_string().starts_with("t.jsonl:2: invalid JSON"), "{err}");
+        assert!(
+            err.to_string().starts_with("t.jsonl:2: invalid JSON"),
+            "{err}"
+        );
         assert!(read_rows("t.json", "[1, 2]").is_err());
     }
 
@@ -502,11 +688,31 @@ mod tests {
     fn each_bad_row_names_its_field() {
         let cases = [
             ("{\"parent_commit\": \"abcd\"}", "commit_hash", "missing"),
-            ("{\"commit_hash\": \"xyz\"}", "commit_hash", "not a commit hash"),
-            ("{\"commit_hash\": 12345}", "commit_hash", "expected a string"),
-            (&format!("{{\"commit_hash\": \"{C1}\", \"parent_commit\": \"zz\"}}") as &str, "parent_commit", "not a commit hash"),
-            (&format!("{{\"commit_hash\": \"{C1}\", \"models\": 3}}") as &str, "models", "expected"),
-            (&format!("{{\"commit_hash\": \"{C1}\", \"has_serving\": \"maybe\"}}") as &str, "has_serving", "maybe"),
+            (
+                "{\"commit_hash\": \"xyz\"}",
+                "commit_hash",
+                "not a commit hash",
+            ),
+            (
+                "{\"commit_hash\": 12345}",
+                "commit_hash",
+                "expected a string",
+            ),
+            (
+                &format!("{{\"commit_hash\": \"{C1}\", \"parent_commit\": \"zz\"}}") as &str,
+                "parent_commit",
+                "not a commit hash",
+            ),
+            (
+                &format!("{{\"commit_hash\": \"{C1}\", \"models\": 3}}") as &str,
+                "models",
+                "expected",
+            ),
+            (
+                &format!("{{\"commit_hash\": \"{C1}\", \"has_serving\": \"maybe\"}}") as &str,
+                "has_serving",
+                "maybe",
+            ),
         ];
         for (line, field, needle) in cases {
             let rows = read_rows("bad.jsonl", line).unwrap();
@@ -525,9 +731,17 @@ mod tests {
         assert_eq!(outcome.tasks[0].commit.as_str(), C1);
         assert_eq!(outcome.tasks[0].parent.as_ref().unwrap().as_str(), P1);
         assert_eq!(outcome.errors.len(), 2);
-        assert!(outcome.errors[0].to_string().contains("ambiguous"), "{}", outcome.errors[0]);
+        assert!(
+            outcome.errors[0].to_string().contains("ambiguous"),
+            "{}",
+            outcome.errors[0]
+        );
         assert_eq!(outcome.errors[0].loc.line, Some(2));
-        assert!(outcome.errors[1].to_string().contains("not in the repository"));
+        assert!(
+            outcome.errors[1]
+                .to_string()
+                .contains("not in the repository")
+        );
     }
 
     #[test]
@@ -536,10 +750,18 @@ mod tests {
         let mapping = read_mapping("m.json", &format!("{{\"222222\": \"{P1}\"}}")).unwrap();
         let outcome = import_tasks(&rows, &mapping, &repo(), &[]);
         assert_eq!(outcome.tasks[0].parent.as_ref().unwrap().as_str(), P1);
-        let mapping_rows = read_mapping("m.jsonl", &format!("{{\"commit\": \"{C2}\", \"parent\": \"{C1}\"}}\n")).unwrap();
+        let mapping_rows = read_mapping(
+            "m.jsonl",
+            &format!("{{\"commit\": \"{C2}\", \"parent\": \"{C1}\"}}\n"),
+        )
+        .unwrap();
         let outcome = import_tasks(&rows, &mapping_rows, &repo(), &[]);
         assert_eq!(outcome.tasks[0].parent.as_ref().unwrap().as_str(), C1);
-        let conflicting = read_rows("t.jsonl", &format!("{{\"commit_hash\": \"{C2}\", \"parent_commit\": \"{C1}\"}}\n")).unwrap();
+        let conflicting = read_rows(
+            "t.jsonl",
+            &format!("{{\"commit_hash\": \"{C2}\", \"parent_commit\": \"{C1}\"}}\n"),
+        )
+        .unwrap();
         let outcome = import_tasks(&conflicting, &mapping, &repo(), &[]);
         assert_eq!(outcome.errors.len(), 1);
         assert!(outcome.errors[0].to_string().contains("mapping says"));
@@ -547,12 +769,17 @@ mod tests {
 
     #[test]
     fn duplicates_and_reimport() {
-        let text = format!("{{\"commit_hash\": \"{C1}\", \"models\": [\"a\"]}}\n{{\"commit_hash\": \"{C1}\", \"models\": [\"a\"]}}\n{{\"commit_hash\": \"{C1}\", \"models\": [\"b\"]}}\n");
+        let text = format!(
+            "{{\"commit_hash\": \"{C1}\", \"models\": [\"a\"]}}\n{{\"commit_hash\": \"{C1}\", \"models\": [\"a\"]}}\n{{\"commit_hash\": \"{C1}\", \"models\": [\"b\"]}}\n"
+        );
         let rows = read_rows("t.jsonl", &text).unwrap();
         let outcome = import_tasks(&rows, &[], &repo(), &[]);
         assert_eq!(outcome.tasks.len(), 1);
         assert_eq!(outcome.errors.len(), 1);
-        assert!(outcome.errors[0].to_string().contains("t.jsonl:3") && outcome.errors[0].to_string().contains("t.jsonl:1"));
+        assert!(
+            outcome.errors[0].to_string().contains("t.jsonl:3")
+                && outcome.errors[0].to_string().contains("t.jsonl:1")
+        );
         let again = import_tasks(&rows[..1], &[], &repo(), &outcome.tasks);
         assert!(again.tasks.is_empty());
         assert_eq!(again.unchanged, 1);
@@ -560,12 +787,20 @@ mod tests {
 
     #[test]
     fn without_a_repository_hashes_are_taken_as_given() {
-        let rows = read_rows("t.jsonl", &format!("{{\"commit_hash\": \"35fad35a\", \"parent_commit\": \"733e7c9e\"}}\n")).unwrap();
+        let rows = read_rows(
+            "t.jsonl",
+            &format!("{{\"commit_hash\": \"35fad35a\", \"parent_commit\": \"733e7c9e\"}}\n"),
+        )
+        .unwrap();
         let outcome = import_tasks(&rows, &[], &NoRepository, &[]);
         assert_eq!(outcome.tasks[0].commit.as_str(), "35fad35a");
         assert_eq!(outcome.notes.len(), 1);
         let stored = vec![Task::new(CommitId::parse(C1).unwrap())];
-        let rows = read_rows("t.jsonl", "{\"commit_hash\": \"1111\", \"models\": [\"m\"]}\n").unwrap();
+        let rows = read_rows(
+            "t.jsonl",
+            "{\"commit_hash\": \"1111\", \"models\": [\"m\"]}\n",
+        )
+        .unwrap();
         let outcome = import_tasks(&rows, &[], &NoRepository, &stored);
         assert_eq!(outcome.tasks[0].commit.as_str(), C1);
         assert_eq!(outcome.tasks[0].models, vec!["m"]);
@@ -573,9 +808,18 @@ mod tests {
 
     #[test]
     fn find_task_by_prefix() {
-        let tasks: Vec<Task> = [C1, C2, C3].iter().map(|c| Task::new(CommitId::parse(c).unwrap())).collect();
+        let tasks: Vec<Task> = [C1, C2, C3]
+            .iter()
+            .map(|c| Task::new(CommitId::parse(c).unwrap()))
+            .collect();
         assert_eq!(find_task(&tasks, "1111").unwrap().commit.as_str(), C1);
-        assert!(matches!(find_task(&tasks, "2222"), Err(ResolveError::Ambiguous { .. })));
-        assert!(matches!(find_task(&tasks, "abcd"), Err(ResolveError::NotFound(_))));
+        assert!(matches!(
+            find_task(&tasks, "2222"),
+            Err(ResolveError::Ambiguous { .. })
+        ));
+        assert!(matches!(
+            find_task(&tasks, "abcd"),
+            Err(ResolveError::NotFound(_))
+        ));
     }
 }

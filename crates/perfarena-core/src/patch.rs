@@ -22,10 +22,16 @@ pub fn patch_paths(text: &str) -> Vec<String> {
                 paths.insert(a.trim_start_matches("a/").to_string());
                 paths.insert(b[3..].to_string());
             }
-        } else if let Some(rest) = line.strip_prefix("+++ ").or_else(|| line.strip_prefix("--- ")) {
+        } else if let Some(rest) = line
+            .strip_prefix("+++ ")
+            .or_else(|| line.strip_prefix("--- "))
+        {
             let path = rest.split('\t').next().unwrap_or(rest).trim();
             if path != "/dev/null" {
-                let path = path.strip_prefix("a/").or_else(|| path.strip_prefix("b/")).unwrap_or(path);
+                let path = path
+                    .strip_prefix("a/")
+                    .or_else(|| path.strip_prefix("b/"))
+                    .unwrap_or(path);
                 paths.insert(path.to_string());
             }
         }
@@ -44,11 +50,21 @@ pub struct GlobError {
 pub fn matching(paths: &[String], globs: &[String]) -> Result<Vec<String>, GlobError> {
     let mut builder = GlobSetBuilder::new();
     for glob in globs {
-        let compiled = Glob::new(glob).map_err(|e| GlobError { glob: glob.clone(), message: e.to_string() })?;
+        let compiled = Glob::new(glob).map_err(|e| GlobError {
+            glob: glob.clone(),
+            message: e.to_string(),
+        })?;
         builder.add(compiled);
     }
-    let set = builder.build().map_err(|e| GlobError { glob: globs.join(", "), message: e.to_string() })?;
-    Ok(paths.iter().filter(|p| set.is_match(p.as_str())).cloned().collect())
+    let set = builder.build().map_err(|e| GlobError {
+        glob: globs.join(", "),
+        message: e.to_string(),
+    })?;
+    Ok(paths
+        .iter()
+        .filter(|p| set.is_match(p.as_str()))
+        .cloned()
+        .collect())
 }
 
 #[cfg(test)]
@@ -59,7 +75,10 @@ mod tests {
 
     #[test]
     fn finds_touched_paths() {
-        assert_eq!(patch_paths(PATCH), vec!["csrc/kernels.txt", "new file.py", "toyllm/server.py"]);
+        assert_eq!(
+            patch_paths(PATCH),
+            vec!["csrc/kernels.txt", "new file.py", "toyllm/server.py"]
+        );
         assert!(patch_paths("").is_empty());
     }
 
@@ -68,7 +87,11 @@ mod tests {
         let paths = patch_paths(PATCH);
         let globs = vec!["csrc/**".to_string(), "setup.py".to_string()];
         assert_eq!(matching(&paths, &globs).unwrap(), vec!["csrc/kernels.txt"]);
-        assert!(matching(&paths, &["benchmarks/**".to_string()]).unwrap().is_empty());
+        assert!(
+            matching(&paths, &["benchmarks/**".to_string()])
+                .unwrap()
+                .is_empty()
+        );
         assert!(matching(&paths, &["a[".to_string()]).is_err());
         assert_eq!(sha256_hex("x").len(), 64);
     }

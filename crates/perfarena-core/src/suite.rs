@@ -20,7 +20,12 @@ pub enum SuiteError {
     #[error("{origin}: invalid TOML: {message}")]
     Syntax { origin: String, message: String },
     #[error("{origin}{line}: `{path}`: {message}", line = line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Field { origin: String, path: String, line: Option<usize>, message: String },
+    Field {
+        origin: String,
+        path: String,
+        line: Option<usize>,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -204,18 +209,26 @@ impl Suite {
     /// Parses a user's suite file laid over the embedded defaults. `origin` names the file in
     /// errors.
     pub fn from_toml_str(text: &str, origin: &str) -> Result<Suite, SuiteError> {
-        let defaults: toml::Table = toml::from_str(DEFAULTS_TOML).map_err(|e| SuiteError::Syntax {
-            origin: "<embedded defaults>".into(),
+        let defaults: toml::Table =
+            toml::from_str(DEFAULTS_TOML).map_err(|e| SuiteError::Syntax {
+                origin: "<embedded defaults>".into(),
+                message: e.to_string(),
+            })?;
+        let user: toml::Table = toml::from_str(text).map_err(|e| SuiteError::Syntax {
+            origin: origin.to_string(),
             message: e.to_string(),
         })?;
-        let user: toml::Table = toml::from_str(text)
-            .map_err(|e| SuiteError::Syntax { origin: origin.to_string(), message: e.to_string() })?;
         let mut merged = toml::Value::Table(defaults);
         merge(&mut merged, toml::Value::Table(user));
         let suite: Suite = serde_path_to_error::deserialize(merged).map_err(|err| {
             let path = err.path().to_string();
             let message = err.into_inner().to_string();
-            SuiteError::Field { line: locate_key(text, &path), origin: origin.to_string(), path, message }
+            SuiteError::Field {
+                line: locate_key(text, &path),
+                origin: origin.to_string(),
+                path,
+                message,
+            }
         })?;
         suite.validate(text, origin)?;
         Ok(suite)
@@ -229,26 +242,47 @@ impl Suite {
             message,
         };
         if !(0.5..1.0).contains(&self.stats.confidence) {
-            return Err(field("stats.confidence", "must be in [0.5, 1), e.g. 0.95".into()));
+            return Err(field(
+                "stats.confidence",
+                "must be in [0.5, 1), e.g. 0.95".into(),
+            ));
         }
         if !(0.0..0.5).contains(&self.stats.delta) {
-            return Err(field("stats.delta", "must be a fraction in [0, 0.5), e.g. 0.02 for ±2 %".into()));
+            return Err(field(
+                "stats.delta",
+                "must be a fraction in [0, 0.5), e.g. 0.02 for ±2 %".into(),
+            ));
         }
         if self.stats.min_repeats == 0 || self.stats.min_repeats > self.stats.max_repeats {
-            return Err(field("stats.min_repeats", "must be at least 1 and at most stats.max_repeats".into()));
+            return Err(field(
+                "stats.min_repeats",
+                "must be at least 1 and at most stats.max_repeats".into(),
+            ));
         }
         if self.bench.repeats == 0 {
             return Err(field("bench.repeats", "must be at least 1".into()));
         }
-        if self.bench.readiness.kind == ReadinessKind::Http && !self.bench.server.is_empty() && self.bench.readiness.url.is_empty() {
-            return Err(field("bench.readiness.url", "an http readiness probe needs a url".into()));
+        if self.bench.readiness.kind == ReadinessKind::Http
+            && !self.bench.server.is_empty()
+            && self.bench.readiness.url.is_empty()
+        {
+            return Err(field(
+                "bench.readiness.url",
+                "an http readiness probe needs a url".into(),
+            ));
         }
         if !self.repo.path.is_empty() && !self.repo.url.is_empty() {
-            return Err(field("repo.url", "set either repo.path or repo.url, not both".into()));
+            return Err(field(
+                "repo.url",
+                "set either repo.path or repo.url, not both".into(),
+            ));
         }
         for (idx, pattern) in self.metric.custom.iter().enumerate() {
             if let Err(e) = regex::Regex::new(&pattern.regex) {
-                return Err(field(&format!("metric.custom[{idx}].regex"), format!("invalid regex: {e}")));
+                return Err(field(
+                    &format!("metric.custom[{idx}].regex"),
+                    format!("invalid regex: {e}"),
+                ));
             }
         }
         if let Err(e) = crate::parse::validate_custom_patterns(&self.metric.custom) {
@@ -275,10 +309,19 @@ impl Suite {
                 .map_err(|e| field(template_path, e.to_string()))?;
         }
         crate::eras::validate(&self.bench.eras).map_err(|(path, message)| field(&path, message))?;
-        crate::suite_docker::validate(&self.docker, &self.secrets).map_err(|(path, message)| field(&path, message))?;
+        crate::suite_docker::validate(&self.docker, &self.secrets)
+            .map_err(|(path, message)| field(&path, message))?;
         if let Err(e) = crate::triage::Triage::new(&self.triage.rules) {
-            let idx = self.triage.rules.iter().position(|r| r.id == e.id).unwrap_or(0);
-            return Err(field(&format!("triage.rules[{idx}].pattern"), e.to_string()));
+            let idx = self
+                .triage
+                .rules
+                .iter()
+                .position(|r| r.id == e.id)
+                .unwrap_or(0);
+            return Err(field(
+                &format!("triage.rules[{idx}].pattern"),
+                e.to_string(),
+            ));
         }
         for prefix in self.build.overrides.keys() {
             crate::ids::CommitId::parse(prefix)
@@ -290,7 +333,9 @@ impl Suite {
     /// Checks what running benchmarks needs beyond parsing (a client command).
     pub fn require_runnable(&self) -> Result<(), String> {
         if self.bench.client.trim().is_empty() {
-            return Err("bench.client is empty: set the command that runs the benchmark client".into());
+            return Err(
+                "bench.client is empty: set the command that runs the benchmark client".into(),
+            );
         }
         Ok(())
     }
@@ -333,21 +378,34 @@ fn merge(base: &mut toml::Value, top: toml::Value) {
 /// assigning the last segment inside the right table, or the table header itself. Best effort:
 /// a key written in an inline table or with dotted keys may not be found.
 fn locate_key(text: &str, path: &str) -> Option<usize> {
-    let segments: Vec<&str> = path.split('.').map(|s| s.split('[').next().unwrap_or(s)).collect();
+    let segments: Vec<&str> = path
+        .split('.')
+        .map(|s| s.split('[').next().unwrap_or(s))
+        .collect();
     let (last, tables) = segments.split_last()?;
     let table = tables.join(".");
     let mut current = String::new();
     for (idx, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if let Some(header) = line.strip_prefix('[') {
-            let header = header.trim_start_matches('[').split(']').next().unwrap_or("").trim();
+            let header = header
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim();
             current = header.replace('"', "");
             if current == segments.join(".") {
                 return Some(idx + 1);
             }
             continue;
         }
-        let key = line.split('=').next().unwrap_or("").trim().trim_matches('"');
+        let key = line
+            .split('=')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .trim_matches('"');
         if line.contains('=') && current == table && key == *last {
             return Some(idx + 1);
         }
@@ -364,7 +422,10 @@ mod tests {
         let suite = Suite::from_toml_str("", "perfarena.toml").unwrap();
         assert_eq!(suite.bench.repeats, 3);
         assert_eq!(suite.metric.direction, Direction::Higher);
-        assert_eq!(suite.images.baseline, "{registry}/{repo}:baseline-{parent:12}");
+        assert_eq!(
+            suite.images.baseline,
+            "{registry}/{repo}:baseline-{parent:12}"
+        );
         assert!(suite.require_runnable().is_err());
     }
 
@@ -382,7 +443,9 @@ mod tests {
     #[test]
     fn unknown_keys_name_their_path_and_line() {
         let text = "[bench]\nclient = \"x\"\n\n[bench.readiness]\ntimeout = 3\n";
-        let err = Suite::from_toml_str(text, "perfarena.toml").unwrap_err().to_string();
+        let err = Suite::from_toml_str(text, "perfarena.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("perfarena.toml:5"), "{err}");
         assert!(err.contains("bench.readiness.timeout"), "{err}");
         assert!(err.contains("unknown field"), "{err}");
@@ -390,21 +453,46 @@ mod tests {
 
     #[test]
     fn wrong_types_and_values_are_named() {
-        let err = Suite::from_toml_str("[bench]\nrepeats = \"three\"\n", "a.toml").unwrap_err().to_string();
-        assert!(err.contains("a.toml:2") && err.contains("bench.repeats"), "{err}");
-        let err = Suite::from_toml_str("[metric]\ndirection = \"up\"\n", "a.toml").unwrap_err().to_string();
+        let err = Suite::from_toml_str("[bench]\nrepeats = \"three\"\n", "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a.toml:2") && err.contains("bench.repeats"),
+            "{err}"
+        );
+        let err = Suite::from_toml_str("[metric]\ndirection = \"up\"\n", "a.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("metric.direction"), "{err}");
-        let err = Suite::from_toml_str("[stats]\ndelta = 2.0\n", "a.toml").unwrap_err().to_string();
-        assert!(err.contains("a.toml:2") && err.contains("stats.delta"), "{err}");
-        let err = Suite::from_toml_str("[images]\nhuman = \"{registry}/{repo}:{sha}\"\n", "a.toml").unwrap_err().to_string();
+        let err = Suite::from_toml_str("[stats]\ndelta = 2.0\n", "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a.toml:2") && err.contains("stats.delta"),
+            "{err}"
+        );
+        let err = Suite::from_toml_str("[images]\nhuman = \"{registry}/{repo}:{sha}\"\n", "a.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("images.human") && err.contains("sha"), "{err}");
-        let err = Suite::from_toml_str("[[metric.custom]]\nregex = \"(\"\n", "a.toml").unwrap_err().to_string();
+        let err = Suite::from_toml_str("[[metric.custom]]\nregex = \"(\"\n", "a.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("metric.custom[0].regex"), "{err}");
-        let err = Suite::from_toml_str("[build.overrides.zzz]\nmax_jobs = 1\n", "a.toml").unwrap_err().to_string();
+        let err = Suite::from_toml_str("[build.overrides.zzz]\nmax_jobs = 1\n", "a.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("build.overrides.zzz"), "{err}");
-        let err = Suite::from_toml_str("[metric]\nparser = \"vllm-serving-tabel\"\n", "a.toml").unwrap_err().to_string();
-        assert!(err.contains("a.toml:2") && err.contains("metric.parser"), "{err}");
-        let err = Suite::from_toml_str("[bench\n", "a.toml").unwrap_err().to_string();
+        let err = Suite::from_toml_str("[metric]\nparser = \"vllm-serving-tabel\"\n", "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a.toml:2") && err.contains("metric.parser"),
+            "{err}"
+        );
+        let err = Suite::from_toml_str("[bench\n", "a.toml")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("a.toml: invalid TOML"), "{err}");
     }
 

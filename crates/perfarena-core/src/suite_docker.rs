@@ -66,7 +66,9 @@ pub enum GpuRequest {
 
 impl GpuRequest {
     pub fn is_none(&self) -> bool {
-        matches!(self, GpuRequest::Word(w) if w.is_empty()) || matches!(self, GpuRequest::Count(0)) || matches!(self, GpuRequest::Ids(ids) if ids.is_empty())
+        matches!(self, GpuRequest::Word(w) if w.is_empty())
+            || matches!(self, GpuRequest::Count(0))
+            || matches!(self, GpuRequest::Ids(ids) if ids.is_empty())
     }
 }
 
@@ -92,7 +94,15 @@ impl DockerSection {
 
     /// The GPU slots, each a list of device ids.
     pub fn slots(&self) -> Vec<Vec<String>> {
-        self.gpu_slots.iter().map(|slot| slot.split(',').map(|id| id.trim().to_string()).filter(|id| !id.is_empty()).collect()).collect()
+        self.gpu_slots
+            .iter()
+            .map(|slot| {
+                slot.split(',')
+                    .map(|id| id.trim().to_string())
+                    .filter(|id| !id.is_empty())
+                    .collect()
+            })
+            .collect()
     }
 }
 
@@ -154,24 +164,38 @@ pub fn validate(docker: &DockerSection, secrets: &SecretsSection) -> Result<(), 
     let err = |path: &str, message: &str| Err((path.to_string(), message.to_string()));
     match &docker.gpus {
         GpuRequest::Word(word) if !word.is_empty() && word != "all" => {
-            return err("docker.gpus", "expected \"\" (none), \"all\", a count or a list of device ids like [\"0\", \"1\"]");
+            return err(
+                "docker.gpus",
+                "expected \"\" (none), \"all\", a count or a list of device ids like [\"0\", \"1\"]",
+            );
         }
-        GpuRequest::Ids(ids) if ids.iter().any(|id| id.trim().is_empty()) => return err("docker.gpus", "device ids must not be empty"),
+        GpuRequest::Ids(ids) if ids.iter().any(|id| id.trim().is_empty()) => {
+            return err("docker.gpus", "device ids must not be empty");
+        }
         _ => {}
     }
     for (idx, slot) in docker.slots().iter().enumerate() {
         if slot.is_empty() {
-            return err(&format!("docker.gpu_slots[{idx}]"), "a slot lists device ids, e.g. \"0\" or \"0,1\"");
+            return err(
+                &format!("docker.gpu_slots[{idx}]"),
+                "a slot lists device ids, e.g. \"0\" or \"0,1\"",
+            );
         }
     }
     let slots = docker.slots();
     let mut seen = std::collections::BTreeSet::new();
     for id in slots.iter().flatten() {
         if !seen.insert(id) {
-            return err("docker.gpu_slots", &format!("device {id} is in two slots: two attempts would share it"));
+            return err(
+                "docker.gpu_slots",
+                &format!("device {id} is in two slots: two attempts would share it"),
+            );
         }
     }
-    for (path, value) in [("docker.shm_size", &docker.shm_size), ("docker.memory", &docker.memory)] {
+    for (path, value) in [
+        ("docker.shm_size", &docker.shm_size),
+        ("docker.memory", &docker.memory),
+    ] {
         if !value.is_empty() && parse_byte_size(value).is_none() {
             return err(path, "expected a size such as \"16g\" or \"512m\"");
         }
@@ -180,14 +204,27 @@ pub fn validate(docker: &DockerSection, secrets: &SecretsSection) -> Result<(), 
         let parts: Vec<&str> = mount.split(':').collect();
         let ok = parts.len() == 2 && parts[0].starts_with('/') && parts[1].starts_with('/');
         if !ok {
-            return err(&format!("docker.mounts[{idx}]"), "expected \"/host/path:/container/path\" (absolute paths; mounted read-only)");
+            return err(
+                &format!("docker.mounts[{idx}]"),
+                "expected \"/host/path:/container/path\" (absolute paths; mounted read-only)",
+            );
         }
     }
     match docker.harness_from.as_str() {
         "baseline" | "image" => {}
         "dir" if !docker.harness_dir.trim().is_empty() => {}
-        "dir" => return err("docker.harness_dir", "harness_from = \"dir\" needs harness_dir, the directory holding the harness files"),
-        _ => return err("docker.harness_from", "expected \"baseline\", \"image\" or \"dir\""),
+        "dir" => {
+            return err(
+                "docker.harness_dir",
+                "harness_from = \"dir\" needs harness_dir, the directory holding the harness files",
+            );
+        }
+        _ => {
+            return err(
+                "docker.harness_from",
+                "expected \"baseline\", \"image\" or \"dir\"",
+            );
+        }
     }
     for (path, value) in [
         ("docker.network.baseline", &docker.network.baseline),
@@ -195,18 +232,27 @@ pub fn validate(docker: &DockerSection, secrets: &SecretsSection) -> Result<(), 
         ("docker.network.candidate", &docker.network.candidate),
     ] {
         if value.trim().is_empty() {
-            return err(path, "expected a docker network mode: \"none\", \"host\", \"bridge\" or a network name");
+            return err(
+                path,
+                "expected a docker network mode: \"none\", \"host\", \"bridge\" or a network name",
+            );
         }
     }
     for (idx, kind) in secrets.allow.iter().enumerate() {
         if !matches!(kind.as_str(), "baseline" | "human" | "candidate") {
-            return err(&format!("secrets.allow[{idx}]"), "expected \"baseline\", \"human\" or \"candidate\"");
+            return err(
+                &format!("secrets.allow[{idx}]"),
+                "expected \"baseline\", \"human\" or \"candidate\"",
+            );
         }
     }
     for (name, source) in &secrets.vars {
         let path = format!("secrets.vars.{name}");
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return err(&path, "a secret's name is an environment variable name (letters, digits, _)");
+            return err(
+                &path,
+                "a secret's name is an environment variable name (letters, digits, _)",
+            );
         }
         if source.env.is_empty() == source.file.is_empty() {
             return err(&path, "set exactly one of env = \"VAR\" or file = \"path\"");

@@ -4,7 +4,15 @@
 use std::collections::BTreeMap;
 
 /// Placeholders allowed in image name templates.
-pub const IMAGE_VARS: &[&str] = &["registry", "repo", "commit", "parent", "candidate", "patch_sha", "task"];
+pub const IMAGE_VARS: &[&str] = &[
+    "registry",
+    "repo",
+    "commit",
+    "parent",
+    "candidate",
+    "patch_sha",
+    "task",
+];
 
 /// Placeholders allowed in command templates.
 pub const COMMAND_VARS: &[&str] = &[
@@ -57,20 +65,25 @@ fn pieces(template: &str) -> Result<Vec<Piece<'_>>, TemplateError> {
             }
             b'{' if idx > 0 && bytes[idx - 1] == b'$' => {
                 // `${VAR}`: a shell expansion, copied as it is.
-                let end = template[idx..].find('}').ok_or(TemplateError::Unclosed { pos: idx })?;
+                let end = template[idx..]
+                    .find('}')
+                    .ok_or(TemplateError::Unclosed { pos: idx })?;
                 idx += end + 1;
             }
             b'{' => {
-                let end = template[idx..].find('}').ok_or(TemplateError::Unclosed { pos: idx })?;
+                let end = template[idx..]
+                    .find('}')
+                    .ok_or(TemplateError::Unclosed { pos: idx })?;
                 out.push(Piece::Text(&template[text_start..idx]));
                 let spec = &template[idx + 1..idx + end];
                 let (name, width) = match spec.split_once(':') {
                     Some((name, width)) => {
-                        let width: usize = width
-                            .parse()
-                            .ok()
-                            .filter(|w| *w > 0)
-                            .ok_or_else(|| TemplateError::BadWidth { spec: spec.to_string() })?;
+                        let width: usize =
+                            width.parse().ok().filter(|w| *w > 0).ok_or_else(|| {
+                                TemplateError::BadWidth {
+                                    spec: spec.to_string(),
+                                }
+                            })?;
                         (name, Some(width))
                     }
                     None => (spec, None),
@@ -91,7 +104,10 @@ pub fn check(template: &str, known: &[&str]) -> Result<(), TemplateError> {
     for piece in pieces(template)? {
         if let Piece::Var { name, .. } = piece {
             if !known.contains(&name) {
-                return Err(TemplateError::Unknown { name: name.to_string(), known: known.join(", ") });
+                return Err(TemplateError::Unknown {
+                    name: name.to_string(),
+                    known: known.join(", "),
+                });
             }
         }
     }
@@ -105,7 +121,9 @@ pub fn expand(template: &str, vars: &BTreeMap<&str, String>) -> Result<String, T
         match piece {
             Piece::Text(text) => out.push_str(text),
             Piece::Var { name, width } => {
-                let value = vars.get(name).ok_or_else(|| TemplateError::Missing { name: name.to_string() })?;
+                let value = vars.get(name).ok_or_else(|| TemplateError::Missing {
+                    name: name.to_string(),
+                })?;
                 match width {
                     Some(width) => out.extend(value.chars().take(width)),
                     None => out.push_str(value),
@@ -124,8 +142,14 @@ mod tests {
         BTreeMap::from([
             ("registry", "localhost:5000".to_string()),
             ("repo", "vllm".to_string()),
-            ("commit", "35fad35a485eac9195c510731ba4a9d297dfd963".to_string()),
-            ("parent", "733e7c9e95f5b066ac420b00701eef7ea164a79e".to_string()),
+            (
+                "commit",
+                "35fad35a485eac9195c510731ba4a9d297dfd963".to_string(),
+            ),
+            (
+                "parent",
+                "733e7c9e95f5b066ac420b00701eef7ea164a79e".to_string(),
+            ),
             ("port", "8000".to_string()),
         ])
     }
@@ -147,7 +171,10 @@ mod tests {
     #[test]
     fn braces_and_shell_variables_pass_through() {
         let v = vars();
-        assert_eq!(expand("echo {{x}} ${HOME} {port}", &v).unwrap(), "echo {x} ${HOME} 8000");
+        assert_eq!(
+            expand("echo {{x}} ${HOME} {port}", &v).unwrap(),
+            "echo {x} ${HOME} 8000"
+        );
         assert_eq!(expand("plain text", &v).unwrap(), "plain text");
         assert_eq!(expand("", &v).unwrap(), "");
     }
@@ -155,10 +182,24 @@ mod tests {
     #[test]
     fn errors_name_the_placeholder() {
         let v = vars();
-        assert_eq!(expand("{model}", &v), Err(TemplateError::Missing { name: "model".into() }));
-        assert!(matches!(expand("{commit:x}", &v), Err(TemplateError::BadWidth { .. })));
-        assert!(matches!(expand("{commit:0}", &v), Err(TemplateError::BadWidth { .. })));
-        assert!(matches!(expand("a {commit", &v), Err(TemplateError::Unclosed { pos: 2 })));
+        assert_eq!(
+            expand("{model}", &v),
+            Err(TemplateError::Missing {
+                name: "model".into()
+            })
+        );
+        assert!(matches!(
+            expand("{commit:x}", &v),
+            Err(TemplateError::BadWidth { .. })
+        ));
+        assert!(matches!(
+            expand("{commit:0}", &v),
+            Err(TemplateError::BadWidth { .. })
+        ));
+        assert!(matches!(
+            expand("a {commit", &v),
+            Err(TemplateError::Unclosed { pos: 2 })
+        ));
         let err = check("{registry}/{nope}", IMAGE_VARS).unwrap_err();
         assert!(err.to_string().contains("`{nope}`"), "{err}");
         assert!(check("{registry}/{repo}:{candidate}-{patch_sha:12}", IMAGE_VARS).is_ok());

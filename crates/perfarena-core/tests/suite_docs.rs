@@ -4,7 +4,11 @@ use std::path::Path;
 
 fn keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
     for (key, value) in table {
-        let path = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         match value {
             // A table with entries is a section; an empty one is a map the user fills.
             toml::Value::Table(inner) if !inner.is_empty() => keys(&path, inner, out),
@@ -26,7 +30,13 @@ fn every_default_key_is_documented() {
             docs.push_str(&std::fs::read_to_string(path).unwrap());
         }
     }
-    let missing: Vec<&String> = all.iter().filter(|key| !docs.contains(&format!("`{key}`"))).collect();
-    assert!(missing.is_empty(), "suite keys without documentation in docs/*.md: {missing:?}");
+    let missing: Vec<&String> = all
+        .iter()
+        .filter(|key| !docs.contains(&format!("`{key}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "suite keys without documentation in docs/*.md: {missing:?}"
+    );
     assert!(all.len() > 30, "{all:?}");
 }

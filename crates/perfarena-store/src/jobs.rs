@@ -35,14 +35,27 @@ impl Store {
     }
 
     /// The job recorded for an attempt.
-    pub fn job(&self, run_id: &str, task: &CommitId, variant: &VariantKind, round_idx: u32) -> Result<Option<JobRecord>> {
+    pub fn job(
+        &self,
+        run_id: &str,
+        task: &CommitId,
+        variant: &VariantKind,
+        round_idx: u32,
+    ) -> Result<Option<JobRecord>> {
         let row = self
             .connection()
             .query_row(
                 "SELECT backend, job_id, submitted_at, state FROM jobs
                  WHERE run_id = ?1 AND task = ?2 AND variant = ?3 AND round_idx = ?4",
                 params![run_id, task.as_str(), variant.to_string(), round_idx],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
+                },
             )
             .optional()
             .map_err(|e| self.err(e))?;
@@ -59,7 +72,14 @@ impl Store {
     }
 
     /// Updates the state of an attempt's job.
-    pub fn set_job_state(&self, run_id: &str, task: &CommitId, variant: &VariantKind, round_idx: u32, state: &str) -> Result<()> {
+    pub fn set_job_state(
+        &self,
+        run_id: &str,
+        task: &CommitId,
+        variant: &VariantKind,
+        round_idx: u32,
+        state: &str,
+    ) -> Result<()> {
         self.connection()
             .execute(
                 "UPDATE jobs SET state = ?5 WHERE run_id = ?1 AND task = ?2 AND variant = ?3 AND round_idx = ?4",
@@ -110,10 +130,23 @@ impl Store {
             .map_err(|e| self.err(e))?;
         let mut jobs = Vec::new();
         for row in rows {
-            let (task, variant, round_idx, backend, job_id, submitted_at, state) = row.map_err(|e| self.err(e))?;
-            let task = CommitId::parse(&task).map_err(|e| self.corrupt(format!("jobs.task {task}"), e.to_string()))?;
-            let variant: VariantKind = variant.parse().map_err(|e: perfarena_core::IdError| self.corrupt(format!("jobs.variant {variant}"), e.to_string()))?;
-            jobs.push(JobRecord { run_id: run_id.to_string(), task, variant, round_idx, backend, job_id, submitted_at, state });
+            let (task, variant, round_idx, backend, job_id, submitted_at, state) =
+                row.map_err(|e| self.err(e))?;
+            let task = CommitId::parse(&task)
+                .map_err(|e| self.corrupt(format!("jobs.task {task}"), e.to_string()))?;
+            let variant: VariantKind = variant.parse().map_err(|e: perfarena_core::IdError| {
+                self.corrupt(format!("jobs.variant {variant}"), e.to_string())
+            })?;
+            jobs.push(JobRecord {
+                run_id: run_id.to_string(),
+                task,
+                variant,
+                round_idx,
+                backend,
+                job_id,
+                submitted_at,
+                state,
+            });
         }
         Ok(jobs)
     }
@@ -139,19 +172,44 @@ mod tests {
             state: "submitted".into(),
         };
         store.put_job(&job).unwrap();
-        assert_eq!(store.job("r1", &task, &VariantKind::Human, 2).unwrap().unwrap(), job);
-        assert!(store.job("r1", &task, &VariantKind::Baseline, 2).unwrap().is_none());
-        store.set_job_state("r1", &task, &VariantKind::Human, 2, "ended:COMPLETED").unwrap();
-        assert_eq!(store.job("r1", &task, &VariantKind::Human, 2).unwrap().unwrap().state, "ended:COMPLETED");
+        assert_eq!(
+            store
+                .job("r1", &task, &VariantKind::Human, 2)
+                .unwrap()
+                .unwrap(),
+            job
+        );
+        assert!(
+            store
+                .job("r1", &task, &VariantKind::Baseline, 2)
+                .unwrap()
+                .is_none()
+        );
+        store
+            .set_job_state("r1", &task, &VariantKind::Human, 2, "ended:COMPLETED")
+            .unwrap();
+        assert_eq!(
+            store
+                .job("r1", &task, &VariantKind::Human, 2)
+                .unwrap()
+                .unwrap()
+                .state,
+            "ended:COMPLETED"
+        );
         job.job_id = "18".into();
         job.state = "rerun".into();
         store.put_job(&job).unwrap();
         let jobs = store.jobs("r1").unwrap();
         assert_eq!(jobs.len(), 1);
-        assert_eq!((jobs[0].job_id.as_str(), jobs[0].state.as_str()), ("18", "rerun"));
+        assert_eq!(
+            (jobs[0].job_id.as_str(), jobs[0].state.as_str()),
+            ("18", "rerun")
+        );
         assert!(store.job_reattachable("slurm", "18").unwrap());
         assert!(!store.job_reattachable("slurm", "17").unwrap());
-        store.set_job_state("r1", &task, &VariantKind::Human, 2, "cancelled").unwrap();
+        store
+            .set_job_state("r1", &task, &VariantKind::Human, 2, "cancelled")
+            .unwrap();
         assert!(!store.job_reattachable("slurm", "18").unwrap());
     }
 }

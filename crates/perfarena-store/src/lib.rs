@@ -13,7 +13,7 @@ mod records;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use perfarena_core::{CommitId, Task};
 
@@ -26,15 +26,33 @@ pub use records::*;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store {path}: {source}")]
-    Sqlite { path: String, source: rusqlite::Error },
+    Sqlite {
+        path: String,
+        source: rusqlite::Error,
+    },
     #[error("store {path}: cannot create the directory: {source}")]
-    Io { path: String, source: std::io::Error },
-    #[error("store {path}: schema version {found} is newer than this perfarena understands ({supported}); upgrade perfarena")]
-    TooNew { path: String, found: i64, supported: i64 },
-    #[error("store {path}: no store here; run `perfarena tasks import` (or `perfarena init`) first")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "store {path}: schema version {found} is newer than this perfarena understands ({supported}); upgrade perfarena"
+    )]
+    TooNew {
+        path: String,
+        found: i64,
+        supported: i64,
+    },
+    #[error(
+        "store {path}: no store here; run `perfarena tasks import` (or `perfarena init`) first"
+    )]
     Missing { path: String },
     #[error("store {path}: row {what} holds invalid data: {message}")]
-    Corrupt { path: String, what: String, message: String },
+    Corrupt {
+        path: String,
+        what: String,
+        message: String,
+    },
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
@@ -53,7 +71,10 @@ impl Store {
 
     /// Opens (creating and migrating as needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.display().to_string(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.display().to_string(),
+            source,
+        })?;
         Self::open_file(dir, &Self::db_path(dir))
     }
 
@@ -61,20 +82,31 @@ impl Store {
     pub fn open_existing(dir: &Path) -> Result<Store> {
         let db = Self::db_path(dir);
         if !db.exists() {
-            return Err(StoreError::Missing { path: db.display().to_string() });
+            return Err(StoreError::Missing {
+                path: db.display().to_string(),
+            });
         }
         Self::open_file(dir, &db)
     }
 
     fn open_file(dir: &Path, db: &Path) -> Result<Store> {
         let path = db.display().to_string();
-        let sql = |source| StoreError::Sqlite { path: path.clone(), source };
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
         let conn = Connection::open(db).map_err(sql)?;
         conn.busy_timeout(Duration::from_secs(30)).map_err(sql)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(sql)?;
-        conn.pragma_update(None, "synchronous", "NORMAL").map_err(sql)?;
-        conn.pragma_update(None, "foreign_keys", "ON").map_err(sql)?;
-        let mut store = Store { conn, dir: dir.to_path_buf() };
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sql)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(sql)?;
+        let mut store = Store {
+            conn,
+            dir: dir.to_path_buf(),
+        };
         migrations::migrate(&mut store.conn, &path)?;
         Ok(store)
     }
@@ -85,15 +117,28 @@ impl Store {
     }
 
     pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::Sqlite { path: Self::db_path(&self.dir).display().to_string(), source }
+        StoreError::Sqlite {
+            path: Self::db_path(&self.dir).display().to_string(),
+            source,
+        }
     }
 
-    pub(crate) fn corrupt(&self, what: impl Into<String>, message: impl Into<String>) -> StoreError {
-        StoreError::Corrupt { path: Self::db_path(&self.dir).display().to_string(), what: what.into(), message: message.into() }
+    pub(crate) fn corrupt(
+        &self,
+        what: impl Into<String>,
+        message: impl Into<String>,
+    ) -> StoreError {
+        StoreError::Corrupt {
+            path: Self::db_path(&self.dir).display().to_string(),
+            what: what.into(),
+            message: message.into(),
+        }
     }
 
     pub fn schema_version(&self) -> Result<i64> {
-        self.conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| self.err(e))
+        self.conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| self.err(e))
     }
 
     // ----- tasks -----
@@ -101,7 +146,10 @@ impl Store {
     /// Inserts or replaces tasks, all in one transaction.
     pub fn upsert_tasks(&mut self, tasks: &[Task], source: &str, now: &str) -> Result<()> {
         let path = Self::db_path(&self.dir).display().to_string();
-        let sql = |source| StoreError::Sqlite { path: path.clone(), source };
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
         let tx = self.conn.transaction().map_err(sql)?;
         {
             let mut stmt = tx
@@ -113,8 +161,14 @@ impl Store {
                 .map_err(sql)?;
             for task in tasks {
                 let data = serde_json::to_string(task).unwrap_or_default();
-                stmt.execute(params![task.commit.as_str(), task.parent.as_ref().map(|p| p.as_str()), data, source, now])
-                    .map_err(sql)?;
+                stmt.execute(params![
+                    task.commit.as_str(),
+                    task.parent.as_ref().map(|p| p.as_str()),
+                    data,
+                    source,
+                    now
+                ])
+                .map_err(sql)?;
             }
         }
         tx.commit().map_err(sql)
@@ -122,14 +176,18 @@ impl Store {
 
     /// All tasks, in import order.
     pub fn tasks(&self) -> Result<Vec<Task>> {
-        let mut stmt = self.conn.prepare("SELECT commit_hash, data FROM tasks ORDER BY rowid").map_err(|e| self.err(e))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT commit_hash, data FROM tasks ORDER BY rowid")
+            .map_err(|e| self.err(e))?;
         let rows = stmt
             .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
             .map_err(|e| self.err(e))?;
         let mut tasks = Vec::new();
         for row in rows {
             let (commit, data) = row.map_err(|e| self.err(e))?;
-            let task: Task = serde_json::from_str(&data).map_err(|e| self.corrupt(format!("tasks/{commit}"), e.to_string()))?;
+            let task: Task = serde_json::from_str(&data)
+                .map_err(|e| self.corrupt(format!("tasks/{commit}"), e.to_string()))?;
             tasks.push(task);
         }
         Ok(tasks)
@@ -147,9 +205,17 @@ impl Store {
         Ok(())
     }
 
-    pub fn set_run_status(&self, run_id: &str, status: &str, finished_at: Option<&str>) -> Result<()> {
+    pub fn set_run_status(
+        &self,
+        run_id: &str,
+        status: &str,
+        finished_at: Option<&str>,
+    ) -> Result<()> {
         self.conn
-            .execute("UPDATE runs SET status = ?2, finished_at = ?3 WHERE run_id = ?1", params![run_id, status, finished_at])
+            .execute(
+                "UPDATE runs SET status = ?2, finished_at = ?3 WHERE run_id = ?1",
+                params![run_id, status, finished_at],
+            )
             .map_err(|e| self.err(e))?;
         Ok(())
     }
@@ -171,8 +237,11 @@ impl Store {
             .conn
             .prepare("SELECT run_id, suite_hash, backend, started_at, finished_at, status, config FROM runs ORDER BY started_at DESC, rowid DESC")
             .map_err(|e| self.err(e))?;
-        let rows = stmt.query_map([], RunRecord::from_row).map_err(|e| self.err(e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))
+        let rows = stmt
+            .query_map([], RunRecord::from_row)
+            .map_err(|e| self.err(e))?;
+        rows.collect::<std::result::Result<_, _>>()
+            .map_err(|e| self.err(e))
     }
 
     // ----- patches -----
@@ -180,14 +249,21 @@ impl Store {
     /// Stores a patch's text under its sha256 (idempotent).
     pub fn put_patch(&self, sha256: &str, text: &str) -> Result<()> {
         self.conn
-            .execute("INSERT OR IGNORE INTO patches (sha256, text) VALUES (?1, ?2)", params![sha256, text])
+            .execute(
+                "INSERT OR IGNORE INTO patches (sha256, text) VALUES (?1, ?2)",
+                params![sha256, text],
+            )
             .map_err(|e| self.err(e))?;
         Ok(())
     }
 
     pub fn patch(&self, sha256: &str) -> Result<Option<String>> {
         self.conn
-            .query_row("SELECT text FROM patches WHERE sha256 = ?1", [sha256], |r| r.get(0))
+            .query_row(
+                "SELECT text FROM patches WHERE sha256 = ?1",
+                [sha256],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -198,7 +274,10 @@ impl Store {
     /// imported attempt that is already stored (same source and key) is not added again.
     pub fn insert_attempt(&mut self, attempt: &AttemptRecord) -> Result<i64> {
         let path = Self::db_path(&self.dir).display().to_string();
-        let sql = |source| StoreError::Sqlite { path: path.clone(), source };
+        let sql = |source| StoreError::Sqlite {
+            path: path.clone(),
+            source,
+        };
         let tx = self.conn.transaction().map_err(sql)?;
         let failure = attempt.failure.as_ref();
         tx.execute(
@@ -231,7 +310,9 @@ impl Store {
         .map_err(sql)?;
         let id = tx.last_insert_rowid();
         {
-            let mut stmt = tx.prepare("INSERT INTO samples (attempt_id, metric, value) VALUES (?1, ?2, ?3)").map_err(sql)?;
+            let mut stmt = tx
+                .prepare("INSERT INTO samples (attempt_id, metric, value) VALUES (?1, ?2, ?3)")
+                .map_err(sql)?;
             for (metric, value) in &attempt.samples {
                 stmt.execute(params![id, metric, value]).map_err(sql)?;
             }
@@ -243,7 +324,11 @@ impl Store {
     /// Whether an imported attempt with this key exists already.
     pub fn has_import_key(&self, key: &str) -> Result<bool> {
         self.conn
-            .query_row("SELECT 1 FROM attempts WHERE import_key = ?1", [key], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM attempts WHERE import_key = ?1",
+                [key],
+                |_| Ok(()),
+            )
             .optional()
             .map(|found| found.is_some())
             .map_err(|e| self.err(e))
@@ -273,13 +358,19 @@ impl Store {
         );
         let mut stmt = self.conn.prepare(&query).map_err(|e| self.err(e))?;
         let rows = stmt
-            .query_map(rusqlite::params_from_iter(args.iter()), AttemptRow::from_row)
+            .query_map(
+                rusqlite::params_from_iter(args.iter()),
+                AttemptRow::from_row,
+            )
             .map_err(|e| self.err(e))?;
         let mut out = Vec::new();
         for row in rows {
             let row = row.map_err(|e| self.err(e))?;
             let id = row.id;
-            out.push(row.into_record().map_err(|m| self.corrupt(format!("attempts/{id}"), m))?);
+            out.push(
+                row.into_record()
+                    .map_err(|m| self.corrupt(format!("attempts/{id}"), m))?,
+            );
         }
         let mut sample_stmt = self
             .conn
@@ -287,9 +378,13 @@ impl Store {
             .map_err(|e| self.err(e))?;
         for attempt in &mut out {
             let samples = sample_stmt
-                .query_map([attempt.id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?)))
+                .query_map([attempt.id], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, f64>(1)?))
+                })
                 .map_err(|e| self.err(e))?;
-            attempt.samples = samples.collect::<std::result::Result<_, _>>().map_err(|e| self.err(e))?;
+            attempt.samples = samples
+                .collect::<std::result::Result<_, _>>()
+                .map_err(|e| self.err(e))?;
         }
         Ok(out)
     }
@@ -297,8 +392,14 @@ impl Store {
     /// Number of attempts (optionally of one run), for summaries and tests.
     pub fn count_attempts(&self, run_id: Option<&str>) -> Result<i64> {
         match run_id {
-            Some(run) => self.conn.query_row("SELECT COUNT(*) FROM attempts WHERE run_id = ?1", [run], |r| r.get(0)),
-            None => self.conn.query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0)),
+            Some(run) => self.conn.query_row(
+                "SELECT COUNT(*) FROM attempts WHERE run_id = ?1",
+                [run],
+                |r| r.get(0),
+            ),
+            None => self
+                .conn
+                .query_row("SELECT COUNT(*) FROM attempts", [], |r| r.get(0)),
         }
         .map_err(|e| self.err(e))
     }
@@ -306,7 +407,11 @@ impl Store {
     /// Whether a task with exactly this commit hash is stored.
     pub fn has_task(&self, commit: &CommitId) -> Result<bool> {
         self.conn
-            .query_row("SELECT 1 FROM tasks WHERE commit_hash = ?1", [commit.as_str()], |_| Ok(()))
+            .query_row(
+                "SELECT 1 FROM tasks WHERE commit_hash = ?1",
+                [commit.as_str()],
+                |_| Ok(()),
+            )
             .optional()
             .map(|found| found.is_some())
             .map_err(|e| self.err(e))

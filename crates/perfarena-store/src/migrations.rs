@@ -121,15 +121,26 @@ pub(crate) fn migrate(conn: &mut Connection, path: &str) -> Result<(), StoreErro
 
 /// Applies migrations up to `target` (tests use a lower target to build old stores).
 pub(crate) fn migrate_to(conn: &mut Connection, path: &str, target: i64) -> Result<(), StoreError> {
-    let sql = |source| StoreError::Sqlite { path: path.to_string(), source };
-    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(sql)?;
+    let sql = |source| StoreError::Sqlite {
+        path: path.to_string(),
+        source,
+    };
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sql)?;
     if current > SCHEMA_VERSION {
-        return Err(StoreError::TooNew { path: path.to_string(), found: current, supported: SCHEMA_VERSION });
+        return Err(StoreError::TooNew {
+            path: path.to_string(),
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
     }
     for version in current..target {
         let tx = conn.transaction().map_err(sql)?;
-        tx.execute_batch(MIGRATIONS[version as usize]).map_err(sql)?;
-        tx.pragma_update(None, "user_version", version + 1).map_err(sql)?;
+        tx.execute_batch(MIGRATIONS[version as usize])
+            .map_err(sql)?;
+        tx.pragma_update(None, "user_version", version + 1)
+            .map_err(sql)?;
         tx.commit().map_err(sql)?;
     }
     Ok(())

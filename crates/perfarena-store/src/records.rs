@@ -105,10 +105,16 @@ impl AttemptRow {
             id: self.id,
             run_id: self.run_id,
             task: CommitId::parse(&self.task).map_err(|e| e.to_string())?,
-            variant: self.variant.parse().map_err(|e: perfarena_core::IdError| e.to_string())?,
+            variant: self
+                .variant
+                .parse()
+                .map_err(|e: perfarena_core::IdError| e.to_string())?,
             round_idx: self.round_idx,
             is_warmup: self.is_warmup,
-            status: self.status.parse().map_err(|e: perfarena_core::attempt::UnknownStatus| e.to_string())?,
+            status: self
+                .status
+                .parse()
+                .map_err(|e: perfarena_core::attempt::UnknownStatus| e.to_string())?,
             exit_code: self.exit_code,
             started_at: self.started_at,
             duration_s: self.duration_s,
@@ -116,7 +122,9 @@ impl AttemptRow {
             failure,
             message: self.message,
             provenance: match self.provenance.as_str() {
-                "imported" => Provenance::Imported { source: self.source.unwrap_or_default() },
+                "imported" => Provenance::Imported {
+                    source: self.source.unwrap_or_default(),
+                },
                 _ => Provenance::Measured,
             },
             backend: self.backend,

@@ -19,10 +19,14 @@ fn tasks_round_trip_and_upsert() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
-    store.upsert_tasks(&[task('a'), task('b')], "t.jsonl", "2026-01-01T00:00:00Z").unwrap();
+    store
+        .upsert_tasks(&[task('a'), task('b')], "t.jsonl", "2026-01-01T00:00:00Z")
+        .unwrap();
     let mut changed = task('a');
     changed.models = vec!["other".into()];
-    store.upsert_tasks(&[changed.clone()], "t2.jsonl", "2026-01-02T00:00:00Z").unwrap();
+    store
+        .upsert_tasks(&[changed.clone()], "t2.jsonl", "2026-01-02T00:00:00Z")
+        .unwrap();
     let tasks = store.tasks().unwrap();
     assert_eq!(tasks.len(), 2);
     assert_eq!(tasks[0], changed);
@@ -34,13 +38,26 @@ fn tasks_round_trip_and_upsert() {
 fn attempts_and_samples_round_trip() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
-    let mut attempt = AttemptRecord::new(commit('a'), VariantKind::Human, 2, AttemptStatus::Crashed);
+    let mut attempt =
+        AttemptRecord::new(commit('a'), VariantKind::Human, 2, AttemptStatus::Crashed);
     attempt.run_id = Some("r1".into());
     attempt.exit_code = Some(1);
-    attempt.failure = Some(FailureClass { kind: FailureKind::Infra, signature: "missing-C".into(), evidence: "No module named 'x._C'".into() });
-    attempt.samples = vec![("ttft_ms.mean".into(), 12.5), ("output_throughput_tok_s".into(), 800.0)];
+    attempt.failure = Some(FailureClass {
+        kind: FailureKind::Infra,
+        signature: "missing-C".into(),
+        evidence: "No module named 'x._C'".into(),
+    });
+    attempt.samples = vec![
+        ("ttft_ms.mean".into(), 12.5),
+        ("output_throughput_tok_s".into(), 800.0),
+    ];
     let id = store.insert_attempt(&attempt).unwrap();
-    let read = store.attempts(&AttemptFilter { run_id: Some("r1".into()), ..Default::default() }).unwrap();
+    let read = store
+        .attempts(&AttemptFilter {
+            run_id: Some("r1".into()),
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(read.len(), 1);
     assert_eq!(read[0].id, id);
     assert_eq!(read[0].failure, attempt.failure);
@@ -48,7 +65,12 @@ fn attempts_and_samples_round_trip() {
     assert_eq!(read[0].variant, VariantKind::Human);
     assert_eq!(store.count_attempts(Some("r1")).unwrap(), 1);
     assert_eq!(store.count_attempts(Some("r2")).unwrap(), 0);
-    let filtered = store.attempts(&AttemptFilter { variant: Some(VariantKind::Baseline), ..Default::default() }).unwrap();
+    let filtered = store
+        .attempts(&AttemptFilter {
+            variant: Some(VariantKind::Baseline),
+            ..Default::default()
+        })
+        .unwrap();
     assert!(filtered.is_empty());
 }
 
@@ -57,13 +79,20 @@ fn import_keys_are_unique() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
     let mut attempt = AttemptRecord::new(commit('a'), VariantKind::Baseline, 0, AttemptStatus::Ok);
-    attempt.provenance = Provenance::Imported { source: "old.jsonl".into() };
+    attempt.provenance = Provenance::Imported {
+        source: "old.jsonl".into(),
+    };
     attempt.import_key = Some("k1".into());
     store.insert_attempt(&attempt).unwrap();
     assert!(store.has_import_key("k1").unwrap());
     assert!(store.insert_attempt(&attempt).is_err());
     let read = store.attempts(&AttemptFilter::default()).unwrap();
-    assert_eq!(read[0].provenance, Provenance::Imported { source: "old.jsonl".into() });
+    assert_eq!(
+        read[0].provenance,
+        Provenance::Imported {
+            source: "old.jsonl".into()
+        }
+    );
 }
 
 #[test]
@@ -80,7 +109,9 @@ fn runs_round_trip() {
         config: serde_json::json!({"repeats": 3}),
     };
     store.create_run(&run).unwrap();
-    store.set_run_status("r1", "finished", Some("2026-01-01T01:00:00Z")).unwrap();
+    store
+        .set_run_status("r1", "finished", Some("2026-01-01T01:00:00Z"))
+        .unwrap();
     let read = store.run("r1").unwrap().unwrap();
     assert_eq!(read.status, "finished");
     assert_eq!(read.config["repeats"], 3);
@@ -105,7 +136,9 @@ fn migrations_upgrade_an_old_store_without_losing_rows() {
             [commit('a').as_str()],
         )
         .unwrap();
-        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(version, 1);
     }
     let store = Store::open_existing(dir.path()).unwrap();
@@ -120,10 +153,14 @@ fn migrations_upgrade_an_old_store_without_losing_rows() {
 #[test]
 fn a_newer_store_is_refused_and_a_missing_one_is_named() {
     let dir = tempfile::tempdir().unwrap();
-    assert!(matches!(Store::open_existing(dir.path()), Err(StoreError::Missing { .. })));
+    assert!(matches!(
+        Store::open_existing(dir.path()),
+        Err(StoreError::Missing { .. })
+    ));
     {
         let conn = Connection::open(Store::db_path(dir.path())).unwrap();
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 5).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 5)
+            .unwrap();
     }
     let err = Store::open(dir.path()).err().unwrap();
     assert!(matches!(err, StoreError::TooNew { .. }), "{err}");

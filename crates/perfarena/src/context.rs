@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 
 use perfarena_backend::git::GitRepo;
 use perfarena_core::Suite;
@@ -23,7 +23,10 @@ impl Ctx {
             Some(path) => path.to_path_buf(),
             None => dir.join("perfarena.toml"),
         };
-        Ctx { suite_path, state_dir: dir.join(".perfarena") }
+        Ctx {
+            suite_path,
+            state_dir: dir.join(".perfarena"),
+        }
     }
 
     /// The suite: the user's file over the defaults; the defaults alone when there is no file.
@@ -33,13 +36,19 @@ impl Ctx {
         }
         let text = std::fs::read_to_string(&self.suite_path)
             .with_context(|| format!("cannot read {}", self.suite_path.display()))?;
-        Ok(Suite::from_toml_str(&text, &self.suite_path.display().to_string())?)
+        Ok(Suite::from_toml_str(
+            &text,
+            &self.suite_path.display().to_string(),
+        )?)
     }
 
     /// The suite, which must exist (commands that run benchmarks).
     pub fn suite_required(&self) -> Result<Suite> {
         if !self.suite_path.exists() {
-            bail!("{} not found: run `perfarena init` to write one (or pass --suite FILE)", self.suite_path.display());
+            bail!(
+                "{} not found: run `perfarena init` to write one (or pass --suite FILE)",
+                self.suite_path.display()
+            );
         }
         self.suite()
     }
@@ -54,7 +63,8 @@ impl Ctx {
         if !suite.repo.url.is_empty() {
             let clone = self.state_dir.join("repo");
             if !clone.join(".git").exists() {
-                std::fs::create_dir_all(&self.state_dir).with_context(|| format!("cannot create {}", self.state_dir.display()))?;
+                std::fs::create_dir_all(&self.state_dir)
+                    .with_context(|| format!("cannot create {}", self.state_dir.display()))?;
                 eprintln!("cloning {} into {}", suite.repo.url, clone.display());
                 let status = std::process::Command::new("git")
                     .arg("clone")
@@ -65,7 +75,11 @@ impl Ctx {
                     .status()
                     .context("cannot run git clone: is git installed?")?;
                 if !status.success() {
-                    bail!("{}: cannot clone repo.url {:?}; check the URL or clone it yourself and set repo.path", self.suite_path.display(), suite.repo.url);
+                    bail!(
+                        "{}: cannot clone repo.url {:?}; check the URL or clone it yourself and set repo.path",
+                        self.suite_path.display(),
+                        suite.repo.url
+                    );
                 }
             }
             return Ok(Some(GitRepo::open(&clone)?));
@@ -73,10 +87,19 @@ impl Ctx {
         if suite.repo.path.is_empty() {
             return Ok(None);
         }
-        let base = self.suite_path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base = self
+            .suite_path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
         let path = base.join(&suite.repo.path);
         if !path.exists() {
-            bail!("{}: repo.path {:?} does not exist ({})", self.suite_path.display(), suite.repo.path, path.display());
+            bail!(
+                "{}: repo.path {:?} does not exist ({})",
+                self.suite_path.display(),
+                suite.repo.path,
+                path.display()
+            );
         }
         Ok(Some(GitRepo::open(&path)?))
     }

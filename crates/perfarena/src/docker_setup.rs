@@ -13,7 +13,11 @@ use crate::context::Ctx;
 
 /// The docker backend for this project and suite.
 pub fn docker_backend(ctx: &Ctx, suite: &Suite, repo: Option<GitRepo>) -> Result<DockerBackend> {
-    let suite_dir = ctx.suite_path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
+    let suite_dir = ctx
+        .suite_path
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
     let harness = match suite.docker.harness_from() {
         HarnessFrom::Image => HarnessSource::Image,
         HarnessFrom::Dir(dir) => HarnessSource::Dir(suite_dir.join(dir)),
@@ -25,7 +29,8 @@ pub fn docker_backend(ctx: &Ctx, suite: &Suite, repo: Option<GitRepo>) -> Result
             ),
         },
     };
-    let secrets = resolve_secrets(&suite.secrets, &suite_dir).map_err(|e| anyhow::anyhow!("{}: {e}", ctx.suite_path.display()))?;
+    let secrets = resolve_secrets(&suite.secrets, &suite_dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", ctx.suite_path.display()))?;
     let settings = DockerSettings {
         section: suite.docker.clone(),
         source_dir: suite.repo.source_dir.clone(),

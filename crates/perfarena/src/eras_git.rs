@@ -11,18 +11,29 @@ use perfarena_core::{CommitId, Suite, Task};
 
 /// Whether `path` exists at `rev` (false without a repository, or for an unknown revision).
 fn exists_at(repo: Option<&GitRepo>, rev: &str, path: &str) -> bool {
-    repo.and_then(|repo| repo.run(&["cat-file", "-e", &format!("{rev}:{path}")]).ok()).is_some_and(|out| out.status.success())
+    repo.and_then(|repo| repo.run(&["cat-file", "-e", &format!("{rev}:{path}")]).ok())
+        .is_some_and(|out| out.status.success())
 }
 
 /// The task's date, asked of git only when some era selects by date.
 fn task_date(suite: &Suite, repo: Option<&GitRepo>, task: &Task) -> Option<String> {
-    if !suite.bench.eras.iter().any(|e| e.since.is_some() || e.until.is_some()) {
+    if !suite
+        .bench
+        .eras
+        .iter()
+        .any(|e| e.since.is_some() || e.until.is_some())
+    {
         return None;
     }
     task.pr_date
         .clone()
         .filter(|d| eras::day(d).is_some())
-        .or_else(|| repo.and_then(|repo| repo.run_ok(&["show", "-s", "--format=%cI", task.commit.as_str()]).ok()))
+        .or_else(|| {
+            repo.and_then(|repo| {
+                repo.run_ok(&["show", "-s", "--format=%cI", task.commit.as_str()])
+                    .ok()
+            })
+        })
 }
 
 /// The commands of `task` after its era, chosen at the task's parent (so that every variant of a
@@ -30,7 +41,11 @@ fn task_date(suite: &Suite, repo: Option<&GitRepo>, task: &Task) -> Option<Strin
 pub fn commands(suite: &Suite, repo: Option<&GitRepo>, task: &Task) -> BenchCommands {
     let rev = task.parent.as_ref().unwrap_or(&task.commit).to_string();
     let exists = |path: &str| exists_at(repo, &rev, path);
-    let facts = Facts { exists: &exists, date: task_date(suite, repo, task), kind: task.bench_kind() };
+    let facts = Facts {
+        exists: &exists,
+        date: task_date(suite, repo, task),
+        kind: task.bench_kind(),
+    };
     eras::commands(&suite.bench, &facts)
 }
 
@@ -45,7 +60,11 @@ pub fn dockerfiles(suite: &Suite, repo: &GitRepo, tasks: &[Task]) -> BTreeMap<Co
         let date = task_date(suite, Some(repo), task);
         for commit in std::iter::once(&task.commit).chain(task.parent.as_ref()) {
             let exists = |path: &str| exists_at(Some(repo), commit.as_str(), path);
-            let facts = Facts { exists: &exists, date: date.clone(), kind: task.bench_kind() };
+            let facts = Facts {
+                exists: &exists,
+                date: date.clone(),
+                kind: task.bench_kind(),
+            };
             let dockerfile = eras::dockerfile(&suite.bench.eras, &suite.build.dockerfile, &facts);
             if dockerfile != suite.build.dockerfile {
                 out.insert(commit.clone(), dockerfile);
@@ -65,18 +84,39 @@ pub fn describe_commands(suite: &Suite, repo: Option<&GitRepo>, tasks: &[Task]) 
             (Some(name), Some(reason)) => format!("era {name}: {reason}"),
             _ => "no era: the plain [bench] commands".to_string(),
         };
-        let _ = writeln!(out, "  task {} ({}, {era})", task.short_id(), task.bench_kind().as_str());
-        let mut vars: BTreeMap<&str, String> =
-            perfarena_core::template::COMMAND_VARS.iter().map(|name| (*name, format!("{{{name}}}"))).collect();
-        let model = task.model().or_else(|| Some(suite.bench.default_model.clone()).filter(|m| !m.is_empty()));
+        let _ = writeln!(
+            out,
+            "  task {} ({}, {era})",
+            task.short_id(),
+            task.bench_kind().as_str()
+        );
+        let mut vars: BTreeMap<&str, String> = perfarena_core::template::COMMAND_VARS
+            .iter()
+            .map(|name| (*name, format!("{{{name}}}")))
+            .collect();
+        let model = task
+            .model()
+            .or_else(|| Some(suite.bench.default_model.clone()).filter(|m| !m.is_empty()));
         if let Some(model) = model {
             vars.insert("model", model);
         }
         vars.insert("commit", task.commit.to_string());
-        vars.insert("parent", task.parent.as_ref().map(|p| p.to_string()).unwrap_or_default());
-        vars.insert("perf_command", task.perf_command.clone().unwrap_or_default());
+        vars.insert(
+            "parent",
+            task.parent
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+        );
+        vars.insert(
+            "perf_command",
+            task.perf_command.clone().unwrap_or_default(),
+        );
         vars.insert("source_dir", suite.repo.source_dir.clone());
-        let fill = |template: &str| perfarena_core::template::expand(template, &vars).unwrap_or_else(|_| template.to_string());
+        let fill = |template: &str| {
+            perfarena_core::template::expand(template, &vars)
+                .unwrap_or_else(|_| template.to_string())
+        };
         if !chosen.setup.trim().is_empty() {
             let _ = writeln!(out, "     setup:  {}", fill(&chosen.setup));
         }

@@ -21,11 +21,17 @@ impl ProgressSink {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} attempts, ETA {eta} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} attempts, ETA {eta} {msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         bar.set_position(done);
-        ProgressSink { bar, json, lines: Mutex::new(()) }
+        ProgressSink {
+            bar,
+            json,
+            lines: Mutex::new(()),
+        }
     }
 
     pub fn println(&self, line: &str) {
@@ -54,15 +60,33 @@ impl EventSink for ProgressSink {
         }
         match &event {
             Event::PrepareStarted { task, variant } => {
-                self.bar.set_message(format!("preparing {} {variant}", task.short(12)));
+                self.bar
+                    .set_message(format!("preparing {} {variant}", task.short(12)));
             }
-            Event::AttemptStarted { task, variant, round_idx } => {
-                self.bar.set_message(format!("{} {variant} round {round_idx}", task.short(12)));
+            Event::AttemptStarted {
+                task,
+                variant,
+                round_idx,
+            } => {
+                self.bar
+                    .set_message(format!("{} {variant} round {round_idx}", task.short(12)));
             }
-            Event::AttemptFinished { task, variant, round_idx, status, primary, duration_s, message } => {
+            Event::AttemptFinished {
+                task,
+                variant,
+                round_idx,
+                status,
+                primary,
+                duration_s,
+                message,
+            } => {
                 self.bar.inc(1);
                 let value = primary.map(|v| format!(" {v:.2}")).unwrap_or_default();
-                let note = if message.is_empty() { String::new() } else { format!(" — {}", first_line(message)) };
+                let note = if message.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", first_line(message))
+                };
                 self.println(&format!(
                     "  {} {:<22} round {:>2}: {:<12}{value} ({duration_s:.1}s){note}",
                     task.short(12),

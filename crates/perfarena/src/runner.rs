@@ -6,19 +6,24 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use perfarena_backend::{
-    AttemptSpec, Backend, BackendError, CancelToken, PatchSpec, Prepared, ReadinessSpec, VariantSpec,
+    AttemptSpec, Backend, BackendError, CancelToken, PatchSpec, Prepared, ReadinessSpec,
+    VariantSpec,
 };
-use perfarena_core::analysis::{task_reports, AnalysisSettings};
+use perfarena_core::analysis::{AnalysisSettings, task_reports};
 use perfarena_core::events::{Event, EventSink};
-use perfarena_core::parse::{parse_log, FormatChoice};
-use perfarena_core::stats::{interleaved_order, needs_more_rounds, AdaptiveRepeats, RoundsDecision, StatsConfig};
+use perfarena_core::parse::{FormatChoice, parse_log};
+use perfarena_core::stats::{
+    AdaptiveRepeats, RoundsDecision, StatsConfig, interleaved_order, needs_more_rounds,
+};
 use perfarena_core::template;
 use perfarena_core::triage::Triage;
-use perfarena_core::{AttemptRecord, AttemptStatus, CandidateName, CommitId, RunId, Suite, Task, VariantKind};
+use perfarena_core::{
+    AttemptRecord, AttemptStatus, CandidateName, CommitId, RunId, Suite, Task, VariantKind,
+};
 use perfarena_store::{AttemptFilter, RunRecord, Store};
 
 use crate::context::now;
@@ -27,9 +32,14 @@ use crate::context::now;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum Repeats {
-    Fixed { rounds: u32 },
+    Fixed {
+        rounds: u32,
+    },
     /// Adaptive: `min` rounds, more (up to `max`) only while a comparison is inconclusive.
-    Auto { min: u32, max: u32 },
+    Auto {
+        min: u32,
+        max: u32,
+    },
 }
 
 impl Repeats {
@@ -68,20 +78,31 @@ pub struct RunPlan {
 impl RunPlan {
     fn variants(&self, task: &CommitId) -> Vec<VariantKind> {
         let mut variants = vec![VariantKind::Baseline, VariantKind::Human];
-        variants.extend(self.candidates.iter().filter(|c| &c.task == task).map(|c| VariantKind::Candidate(c.name.clone())));
+        variants.extend(
+            self.candidates
+                .iter()
+                .filter(|c| &c.task == task)
+                .map(|c| VariantKind::Candidate(c.name.clone())),
+        );
         variants
     }
 
     /// Planned attempts before any adaptive extension.
     pub fn initial_attempts(&self) -> u64 {
         let rounds = (self.warmup + self.repeats.initial_rounds()) as u64;
-        self.tasks.iter().map(|t| self.variants(t).len() as u64 * rounds).sum()
+        self.tasks
+            .iter()
+            .map(|t| self.variants(t).len() as u64 * rounds)
+            .sum()
     }
 }
 
 /// Reads `NAME=PATH` candidate arguments: PATH is one patch for every task, or a directory
 /// holding `<commit prefix>*.patch|.diff` files, one per task. Returns `(task, name, patch text)`.
-pub fn read_candidate_args(args: &[String], tasks: &[Task]) -> Result<Vec<(CommitId, CandidateName, String)>> {
+pub fn read_candidate_args(
+    args: &[String],
+    tasks: &[Task],
+) -> Result<Vec<(CommitId, CandidateName, String)>> {
     let mut out = Vec::new();
     for arg in args {
         let (name, path) = arg
@@ -90,9 +111,14 @@ pub fn read_candidate_args(args: &[String], tasks: &[Task]) -> Result<Vec<(Commi
         let name = CandidateName::parse(name).with_context(|| format!("--candidates {arg:?}"))?;
         let path = PathBuf::from(path);
         for task in tasks {
-            let file = if path.is_dir() { find_task_patch(&path, task)? } else { Some(path.clone()) };
+            let file = if path.is_dir() {
+                find_task_patch(&path, task)?
+            } else {
+                Some(path.clone())
+            };
             let Some(file) = file else { continue };
-            let text = std::fs::read_to_string(&file).with_context(|| format!("--candidates {name}: cannot read {}", file.display()))?;
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("--candidates {name}: cannot read {}", file.display()))?;
             if text.trim().is_empty() {
                 bail!("--candidates {name}: {} is empty", file.display());
             }
@@ -103,12 +129,20 @@ pub fn read_candidate_args(args: &[String], tasks: &[Task]) -> Result<Vec<(Commi
 }
 
 /// Reads the candidate arguments and keeps each patch in the store, by its sha256.
-pub fn load_candidates(args: &[String], tasks: &[Task], store: &Store) -> Result<Vec<PlannedCandidate>> {
+pub fn load_candidates(
+    args: &[String],
+    tasks: &[Task],
+    store: &Store,
+) -> Result<Vec<PlannedCandidate>> {
     let mut out = Vec::new();
     for (task, name, text) in read_candidate_args(args, tasks)? {
         let patch_sha = perfarena_core::patch::sha256_hex(&text);
         store.put_patch(&patch_sha, &text)?;
-        out.push(PlannedCandidate { task, name, patch_sha });
+        out.push(PlannedCandidate {
+            task,
+            name,
+            patch_sha,
+        });
     }
     Ok(out)
 }
@@ -117,17 +151,33 @@ fn find_task_patch(dir: &Path, task: &Task) -> Result<Option<PathBuf>> {
     let mut hits = Vec::new();
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))? {
         let path = entry?.path();
-        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else { continue };
-        let is_patch = matches!(path.extension().and_then(|e| e.to_str()), Some("patch" | "diff"));
+        let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let is_patch = matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("patch" | "diff")
+        );
         let prefix: String = stem.chars().take_while(|c| c.is_ascii_hexdigit()).collect();
-        if is_patch && prefix.len() >= 7 && task.commit.as_str().starts_with(&prefix.to_ascii_lowercase()) {
+        if is_patch
+            && prefix.len() >= 7
+            && task
+                .commit
+                .as_str()
+                .starts_with(&prefix.to_ascii_lowercase())
+        {
             hits.push(path);
         }
     }
     match hits.len() {
         0 => Ok(None),
         1 => Ok(hits.pop()),
-        _ => bail!("{}: several patches for task {}: {:?}", dir.display(), task.short_id(), hits),
+        _ => bail!(
+            "{}: several patches for task {}: {:?}",
+            dir.display(),
+            task.short_id(),
+            hits
+        ),
     }
 }
 
@@ -160,9 +210,16 @@ pub struct RunOutcome {
 impl Runner<'_> {
     /// Runs (or resumes) `run_id` with `plan`.
     pub fn execute(&mut self, run_id: &str, plan: &RunPlan, tasks: &[Task]) -> Result<RunOutcome> {
-        let swept = self.backend.sweep_orphans(&[]).map_err(|e| anyhow::anyhow!("orphan sweep: {e}"))?;
+        let swept = self
+            .backend
+            .sweep_orphans(&[])
+            .map_err(|e| anyhow::anyhow!("orphan sweep: {e}"))?;
         if swept > 0 {
-            self.events.emit(Event::Message { text: format!("removed {swept} orphaned process group(s)/container(s) of earlier runs") });
+            self.events.emit(Event::Message {
+                text: format!(
+                    "removed {swept} orphaned process group(s)/container(s) of earlier runs"
+                ),
+            });
         }
         if self.parallel > 1 {
             return self.execute_parallel(run_id, plan, tasks);
@@ -171,26 +228,54 @@ impl Runner<'_> {
         for task in tasks.iter().filter(|t| plan.tasks.contains(&t.commit)) {
             match self.run_task(run_id, plan, task, &mut recorded) {
                 Ok(()) => {}
-                Err(e) if is_cancelled(&e) => return Ok(RunOutcome { recorded, interrupted: true }),
+                Err(e) if is_cancelled(&e) => {
+                    return Ok(RunOutcome {
+                        recorded,
+                        interrupted: true,
+                    });
+                }
                 Err(e) => return Err(e),
             }
         }
-        Ok(RunOutcome { recorded, interrupted: false })
+        Ok(RunOutcome {
+            recorded,
+            interrupted: false,
+        })
     }
 
     /// `--parallel N`: N workers, each with its own store connection and GPU slot, take tasks
     /// from a shared queue. A fatal error in one worker stops the others (their attempts in
     /// flight are torn down, not recorded, and rerun on resume).
-    fn execute_parallel(&mut self, run_id: &str, plan: &RunPlan, tasks: &[Task]) -> Result<RunOutcome> {
-        let queue: std::sync::Mutex<Vec<&Task>> =
-            std::sync::Mutex::new(tasks.iter().filter(|t| plan.tasks.contains(&t.commit)).rev().collect());
-        let workers = self.parallel.min(queue.lock().map(|q| q.len()).unwrap_or(1)).max(1);
+    fn execute_parallel(
+        &mut self,
+        run_id: &str,
+        plan: &RunPlan,
+        tasks: &[Task],
+    ) -> Result<RunOutcome> {
+        let queue: std::sync::Mutex<Vec<&Task>> = std::sync::Mutex::new(
+            tasks
+                .iter()
+                .filter(|t| plan.tasks.contains(&t.commit))
+                .rev()
+                .collect(),
+        );
+        let workers = self
+            .parallel
+            .min(queue.lock().map(|q| q.len()).unwrap_or(1))
+            .max(1);
         let results: Vec<Result<(usize, bool)>> = std::thread::scope(|scope| {
             let handles: Vec<_> = (0..workers)
                 .map(|worker_idx| {
                     let queue = &queue;
-                    let (suite, backend, events, cancel, state_dir, triage, repo) =
-                        (self.suite, self.backend, self.events, self.cancel.clone(), self.state_dir.clone(), self.triage.clone(), self.repo.clone());
+                    let (suite, backend, events, cancel, state_dir, triage, repo) = (
+                        self.suite,
+                        self.backend,
+                        self.events,
+                        self.cancel.clone(),
+                        self.state_dir.clone(),
+                        self.triage.clone(),
+                        self.repo.clone(),
+                    );
                     let slot = self.gpu_slots.get(worker_idx).cloned();
                     scope.spawn(move || -> Result<(usize, bool)> {
                         let mut store = Store::open(&state_dir)?;
@@ -208,7 +293,9 @@ impl Runner<'_> {
                         };
                         let mut recorded = 0;
                         loop {
-                            let Some(task) = queue.lock().ok().and_then(|mut q| q.pop()) else { return Ok((recorded, false)) };
+                            let Some(task) = queue.lock().ok().and_then(|mut q| q.pop()) else {
+                                return Ok((recorded, false));
+                            };
                             match worker.run_task(run_id, plan, task, &mut recorded) {
                                 Ok(()) => {}
                                 Err(e) if is_cancelled(&e) => return Ok((recorded, true)),
@@ -221,7 +308,13 @@ impl Runner<'_> {
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("a runner worker panicked")))).collect()
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(anyhow::anyhow!("a runner worker panicked")))
+                })
+                .collect()
         });
         let mut recorded = 0;
         let mut interrupted = false;
@@ -237,13 +330,26 @@ impl Runner<'_> {
         }
         match first_error {
             Some(e) => Err(e),
-            None => Ok(RunOutcome { recorded, interrupted }),
+            None => Ok(RunOutcome {
+                recorded,
+                interrupted,
+            }),
         }
     }
 
-    fn run_task(&mut self, run_id: &str, plan: &RunPlan, task: &Task, recorded: &mut usize) -> Result<()> {
+    fn run_task(
+        &mut self,
+        run_id: &str,
+        plan: &RunPlan,
+        task: &Task,
+        recorded: &mut usize,
+    ) -> Result<()> {
         let variants = plan.variants(&task.commit);
-        let existing = self.store.attempts(&AttemptFilter { run_id: Some(run_id.into()), task: Some(task.commit.clone()), variant: None })?;
+        let existing = self.store.attempts(&AttemptFilter {
+            run_id: Some(run_id.into()),
+            task: Some(task.commit.clone()),
+            variant: None,
+        })?;
         // An attempt cut short by a fatal backend error (daemon gone, disk full) stays recorded
         // but does not count as done: resume reruns its round.
         let mut done: BTreeSet<(VariantKind, u32)> = existing
@@ -251,10 +357,17 @@ impl Runner<'_> {
             .filter(|a| a.metadata.get("rerun_on_resume").and_then(|v| v.as_bool()) != Some(true))
             .map(|a| (a.variant.clone(), a.round_idx))
             .collect();
-        let mut failed: BTreeSet<VariantKind> =
-            existing.iter().filter(|a| a.metadata.get("stage").and_then(|s| s.as_str()) == Some("prepare")).map(|a| a.variant.clone()).collect();
+        let mut failed: BTreeSet<VariantKind> = existing
+            .iter()
+            .filter(|a| a.metadata.get("stage").and_then(|s| s.as_str()) == Some("prepare"))
+            .map(|a| a.variant.clone())
+            .collect();
         let max_rounds = plan.warmup + plan.repeats.max_rounds();
-        let order = interleaved_order(variants.len(), max_rounds as usize, plan.seed ^ seed_of(&task.commit));
+        let order = interleaved_order(
+            variants.len(),
+            max_rounds as usize,
+            plan.seed ^ seed_of(&task.commit),
+        );
         let mut prepared: HashMap<VariantKind, Prepared> = HashMap::new();
         let mut target_rounds = plan.warmup + plan.repeats.initial_rounds();
         let mut round = 0;
@@ -271,15 +384,28 @@ impl Runner<'_> {
                     if !prepared.contains_key(variant) {
                         let p = self.prepare(run_id, plan, task, variant)?;
                         if let Some(failure) = &p.failure {
-                            let mut record = AttemptRecord::new(task.commit.clone(), variant.clone(), round, failure.status);
+                            let mut record = AttemptRecord::new(
+                                task.commit.clone(),
+                                variant.clone(),
+                                round,
+                                failure.status,
+                            );
                             record.run_id = Some(run_id.into());
                             record.started_at = now();
                             record.message = failure.message.clone();
                             record.log_dir = failure.log.as_ref().map(|l| self.relative(l));
                             record.backend = self.backend.kind().as_str().into();
                             record.metadata = serde_json::json!({"stage": "prepare"});
-                            let log = failure.log.as_ref().map(|l| read_lossy(l)).unwrap_or_default();
-                            record.failure = self.triage.classify_attempt(record.status, &record.message, &[&log]);
+                            let log = failure
+                                .log
+                                .as_ref()
+                                .map(|l| read_lossy(l))
+                                .unwrap_or_default();
+                            record.failure = self.triage.classify_attempt(
+                                record.status,
+                                &record.message,
+                                &[&log],
+                            );
                             self.record(&record, None)?;
                             *recorded += 1;
                             failed.insert(variant.clone());
@@ -290,10 +416,17 @@ impl Runner<'_> {
                     }
                     let p = &prepared[variant];
                     let record = self.attempt(run_id, plan, task, variant, round, p)?;
-                    let stops_run = record.metadata.get("rerun_on_resume").and_then(|v| v.as_bool()) == Some(true);
+                    let stops_run = record
+                        .metadata
+                        .get("rerun_on_resume")
+                        .and_then(|v| v.as_bool())
+                        == Some(true);
                     if let Err(e) = self.record(&record, Some(&self.suite.metric.primary)) {
                         if stops_run {
-                            bail!("{} (and the attempt could not be recorded: {e:#})", record.message);
+                            bail!(
+                                "{} (and the attempt could not be recorded: {e:#})",
+                                record.message
+                            );
                         }
                         return Err(e);
                     }
@@ -306,7 +439,8 @@ impl Runner<'_> {
                 round += 1;
                 if round == target_rounds {
                     if let Repeats::Auto { min, max } = plan.repeats {
-                        target_rounds = plan.warmup + self.adaptive_target(task, run_id, round - plan.warmup, min, max)?;
+                        target_rounds = plan.warmup
+                            + self.adaptive_target(task, run_id, round - plan.warmup, min, max)?;
                     }
                 }
             }
@@ -319,42 +453,91 @@ impl Runner<'_> {
     }
 
     /// After `rounds_done` measured rounds of an adaptive run: how many rounds the task needs.
-    fn adaptive_target(&self, task: &Task, run_id: &str, rounds_done: u32, min: u32, max: u32) -> Result<u32> {
-        let attempts = self.store.attempts(&AttemptFilter { run_id: Some(run_id.into()), task: Some(task.commit.clone()), variant: None })?;
-        let adaptive = AdaptiveRepeats { min_rounds: min as usize, max_rounds: max as usize, ..AdaptiveRepeats::default() };
-        let base = StatsConfig { confidence: self.suite.stats.confidence, delta: self.suite.stats.delta, ..StatsConfig::default() };
+    fn adaptive_target(
+        &self,
+        task: &Task,
+        run_id: &str,
+        rounds_done: u32,
+        min: u32,
+        max: u32,
+    ) -> Result<u32> {
+        let attempts = self.store.attempts(&AttemptFilter {
+            run_id: Some(run_id.into()),
+            task: Some(task.commit.clone()),
+            variant: None,
+        })?;
+        let adaptive = AdaptiveRepeats {
+            min_rounds: min as usize,
+            max_rounds: max as usize,
+            ..AdaptiveRepeats::default()
+        };
+        let base = StatsConfig {
+            confidence: self.suite.stats.confidence,
+            delta: self.suite.stats.delta,
+            ..StatsConfig::default()
+        };
         let settings = AnalysisSettings {
             primary: self.suite.metric.primary.clone(),
             direction: self.suite.metric.direction,
             stats: adaptive.stats_config(&base),
         };
         let report = task_reports(std::slice::from_ref(task), &attempts, &settings);
-        let comparisons: Vec<_> = report[0].comparisons.iter().map(|c| c.comparison.clone()).collect();
-        Ok(match needs_more_rounds(&comparisons, rounds_done as usize, &adaptive) {
-            RoundsDecision::Continue { until_round } => (until_round as u32).min(max),
-            RoundsDecision::Stop { .. } => rounds_done,
-        })
+        let comparisons: Vec<_> = report[0]
+            .comparisons
+            .iter()
+            .map(|c| c.comparison.clone())
+            .collect();
+        Ok(
+            match needs_more_rounds(&comparisons, rounds_done as usize, &adaptive) {
+                RoundsDecision::Continue { until_round } => (until_round as u32).min(max),
+                RoundsDecision::Stop { .. } => rounds_done,
+            },
+        )
     }
 
     fn relative(&self, path: &Path) -> String {
-        path.strip_prefix(&self.state_dir).unwrap_or(path).display().to_string()
+        path.strip_prefix(&self.state_dir)
+            .unwrap_or(path)
+            .display()
+            .to_string()
     }
 
     fn variant_dir(&self, run_id: &str, task: &Task, variant: &VariantKind) -> PathBuf {
-        self.state_dir.join("runs").join(run_id).join(task.short_id()).join(variant.dir_name())
+        self.state_dir
+            .join("runs")
+            .join(run_id)
+            .join(task.short_id())
+            .join(variant.dir_name())
     }
 
-    fn prepare(&self, run_id: &str, plan: &RunPlan, task: &Task, variant: &VariantKind) -> Result<Prepared> {
-        self.events.emit(Event::PrepareStarted { task: task.commit.clone(), variant: variant.clone() });
+    fn prepare(
+        &self,
+        run_id: &str,
+        plan: &RunPlan,
+        task: &Task,
+        variant: &VariantKind,
+    ) -> Result<Prepared> {
+        self.events.emit(Event::PrepareStarted {
+            task: task.commit.clone(),
+            variant: variant.clone(),
+        });
         let patch = match variant {
             VariantKind::Candidate(name) => {
                 let planned = plan
                     .candidates
                     .iter()
                     .find(|c| c.task == task.commit && &c.name == name)
-                    .with_context(|| format!("candidate {name} is not planned for {}", task.short_id()))?;
-                let text = self.store.patch(&planned.patch_sha)?.with_context(|| format!("patch {} missing from the store", planned.patch_sha))?;
-                Some(PatchSpec { name: name.clone(), sha256: planned.patch_sha.clone(), text })
+                    .with_context(|| {
+                        format!("candidate {name} is not planned for {}", task.short_id())
+                    })?;
+                let text = self.store.patch(&planned.patch_sha)?.with_context(|| {
+                    format!("patch {} missing from the store", planned.patch_sha)
+                })?;
+                Some(PatchSpec {
+                    name: name.clone(),
+                    sha256: planned.patch_sha.clone(),
+                    text,
+                })
             }
             _ => None,
         };
@@ -371,7 +554,13 @@ impl Runner<'_> {
             variant: variant.clone(),
             image: match self.backend.kind() {
                 perfarena_backend::BackendKind::Local => None,
-                _ => perfarena_core::images::image_ref(&self.suite.images, task, variant, patch.as_ref().map(|p| p.sha256.as_str())).ok(),
+                _ => perfarena_core::images::image_ref(
+                    &self.suite.images,
+                    task,
+                    variant,
+                    patch.as_ref().map(|p| p.sha256.as_str()),
+                )
+                .ok(),
             },
             patch,
             setup,
@@ -386,20 +575,43 @@ impl Runner<'_> {
     }
 
     fn env(&self) -> Vec<(String, String)> {
-        self.suite.bench.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.suite
+            .bench
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Template values for one variant (and attempt, when `attempt_dir` is given).
-    fn vars(&self, task: &Task, variant: &VariantKind, workdir: Option<&Path>, attempt_dir: Option<&Path>, port: u16) -> Result<BTreeMap<&'static str, String>> {
+    fn vars(
+        &self,
+        task: &Task,
+        variant: &VariantKind,
+        workdir: Option<&Path>,
+        attempt_dir: Option<&Path>,
+        port: u16,
+    ) -> Result<BTreeMap<&'static str, String>> {
         let mut vars = BTreeMap::new();
-        let model = task.model().or_else(|| Some(self.suite.bench.default_model.clone()).filter(|m| !m.is_empty()));
+        let model = task
+            .model()
+            .or_else(|| Some(self.suite.bench.default_model.clone()).filter(|m| !m.is_empty()));
         if let Some(model) = model {
             vars.insert("model", model);
         }
         vars.insert("port", port.to_string());
-        vars.insert("perf_command", task.perf_command.clone().unwrap_or_default());
+        vars.insert(
+            "perf_command",
+            task.perf_command.clone().unwrap_or_default(),
+        );
         vars.insert("commit", task.commit.to_string());
-        vars.insert("parent", task.parent.as_ref().map(|p| p.to_string()).unwrap_or_default());
+        vars.insert(
+            "parent",
+            task.parent
+                .as_ref()
+                .map(|p| p.to_string())
+                .unwrap_or_default(),
+        );
         vars.insert("variant", variant.to_string());
         vars.insert("source_dir", self.suite.repo.source_dir.clone());
         if let Some(dir) = workdir {
@@ -408,24 +620,54 @@ impl Runner<'_> {
         if let Some(dir) = attempt_dir {
             vars.insert("attempt_dir", dir.display().to_string());
         }
-        let max_jobs = self.suite.build_override(task.commit.as_str()).and_then(|o| o.max_jobs).map(|j| j.to_string());
-        vars.insert("max_jobs", max_jobs.or_else(|| self.suite.build.args.get("max_jobs").cloned()).unwrap_or_else(|| "1".into()));
+        let max_jobs = self
+            .suite
+            .build_override(task.commit.as_str())
+            .and_then(|o| o.max_jobs)
+            .map(|j| j.to_string());
+        vars.insert(
+            "max_jobs",
+            max_jobs
+                .or_else(|| self.suite.build.args.get("max_jobs").cloned())
+                .unwrap_or_else(|| "1".into()),
+        );
         Ok(vars)
     }
 
-    fn attempt(&self, run_id: &str, plan: &RunPlan, task: &Task, variant: &VariantKind, round: u32, prepared: &Prepared) -> Result<AttemptRecord> {
-        let attempt_dir = self.variant_dir(run_id, task, variant).join(format!("round-{round}"));
+    fn attempt(
+        &self,
+        run_id: &str,
+        plan: &RunPlan,
+        task: &Task,
+        variant: &VariantKind,
+        round: u32,
+        prepared: &Prepared,
+    ) -> Result<AttemptRecord> {
+        let attempt_dir = self
+            .variant_dir(run_id, task, variant)
+            .join(format!("round-{round}"));
         if attempt_dir.exists() {
             // Left by an attempt that was interrupted: keep it aside, rerun once.
-            let aside = attempt_dir.with_file_name(format!("round-{round}.interrupted-{}", chrono::Utc::now().timestamp()));
-            std::fs::rename(&attempt_dir, &aside).with_context(|| format!("cannot move {} aside", attempt_dir.display()))?;
+            let aside = attempt_dir.with_file_name(format!(
+                "round-{round}.interrupted-{}",
+                chrono::Utc::now().timestamp()
+            ));
+            std::fs::rename(&attempt_dir, &aside)
+                .with_context(|| format!("cannot move {} aside", attempt_dir.display()))?;
         }
-        std::fs::create_dir_all(&attempt_dir).with_context(|| format!("cannot create {}", attempt_dir.display()))?;
+        std::fs::create_dir_all(&attempt_dir)
+            .with_context(|| format!("cannot create {}", attempt_dir.display()))?;
         let port = match self.suite.bench.port {
-            0 => perfarena_backend::probe::free_port().context("cannot find a free port on 127.0.0.1")?,
+            0 => perfarena_backend::probe::free_port()
+                .context("cannot find a free port on 127.0.0.1")?,
             port => port,
         };
-        let mut record = AttemptRecord::new(task.commit.clone(), variant.clone(), round, AttemptStatus::NotRun);
+        let mut record = AttemptRecord::new(
+            task.commit.clone(),
+            variant.clone(),
+            round,
+            AttemptStatus::NotRun,
+        );
         record.run_id = Some(run_id.into());
         record.is_warmup = round < plan.warmup;
         record.started_at = now();
@@ -442,10 +684,22 @@ impl Runner<'_> {
             record.metadata["era"] = serde_json::json!(era);
             record.metadata["era_reason"] = serde_json::json!(bench.reason);
         }
-        let vars = self.vars(task, variant, prepared.workdir.as_deref(), Some(&attempt_dir), port)?;
-        let expand = |field: &str, template_text: &str| template::expand(template_text, &vars).map_err(|e| format!("{field}: {e}"));
+        let vars = self.vars(
+            task,
+            variant,
+            prepared.workdir.as_deref(),
+            Some(&attempt_dir),
+            port,
+        )?;
+        let expand = |field: &str, template_text: &str| {
+            template::expand(template_text, &vars).map_err(|e| format!("{field}: {e}"))
+        };
         let commands = (|| -> std::result::Result<_, String> {
-            let server = if bench.server.trim().is_empty() { None } else { Some(expand("bench.server", &bench.server)?) };
+            let server = if bench.server.trim().is_empty() {
+                None
+            } else {
+                Some(expand("bench.server", &bench.server)?)
+            };
             let client = expand("bench.client", &bench.client)?;
             let url = expand("bench.readiness.url", &bench.readiness_url)?;
             Ok((server, client, url))
@@ -455,14 +709,20 @@ impl Runner<'_> {
             Err(message) => {
                 record.status = AttemptStatus::InfraError;
                 record.message = if message.contains("{model}") {
-                    format!("{message}: the task names no model; add `models` to the task or set bench.default_model")
+                    format!(
+                        "{message}: the task names no model; add `models` to the task or set bench.default_model"
+                    )
                 } else {
                     message
                 };
                 return Ok(record);
             }
         };
-        self.events.emit(Event::AttemptStarted { task: task.commit.clone(), variant: variant.clone(), round_idx: round });
+        self.events.emit(Event::AttemptStarted {
+            task: task.commit.clone(),
+            variant: variant.clone(),
+            round_idx: round,
+        });
         let spec = AttemptSpec {
             run_id: RunId(run_id.into()),
             task: task.commit.clone(),
@@ -490,7 +750,9 @@ impl Runner<'_> {
             Err(e) => {
                 record.status = AttemptStatus::InfraError;
                 record.message = e.to_string();
-                record.failure = self.triage.classify_attempt(record.status, &record.message, &[]);
+                record.failure = self
+                    .triage
+                    .classify_attempt(record.status, &record.message, &[]);
                 if e.stops_run() {
                     record.metadata["rerun_on_resume"] = serde_json::json!(true);
                 }
@@ -510,7 +772,8 @@ impl Runner<'_> {
         if record.status == AttemptStatus::Ok {
             let text = read_lossy(&outcome.client_log);
             // The suite checked the name when it was read.
-            let choice = FormatChoice::from_name(&self.suite.metric.parser).unwrap_or(FormatChoice::Auto);
+            let choice =
+                FormatChoice::from_name(&self.suite.metric.parser).unwrap_or(FormatChoice::Auto);
             match parse_log(&text, &choice, &self.suite.metric.custom) {
                 Ok(parsed) => {
                     record.samples = parsed.flatten();
@@ -520,8 +783,13 @@ impl Runner<'_> {
                     }
                     if record.sample(&self.suite.metric.primary).is_none() {
                         record.status = AttemptStatus::NoMetrics;
-                        let found: Vec<&str> = record.samples.iter().map(|(k, _)| k.as_str()).collect();
-                        record.message = format!("primary metric `{}` not in the client's output (found: {})", self.suite.metric.primary, found.join(", "));
+                        let found: Vec<&str> =
+                            record.samples.iter().map(|(k, _)| k.as_str()).collect();
+                        record.message = format!(
+                            "primary metric `{}` not in the client's output (found: {})",
+                            self.suite.metric.primary,
+                            found.join(", ")
+                        );
                     }
                 }
                 Err(e) => {
@@ -531,9 +799,15 @@ impl Runner<'_> {
             }
         }
         if record.status != AttemptStatus::Ok {
-            let server = outcome.server_log.as_deref().map(read_lossy).unwrap_or_default();
+            let server = outcome
+                .server_log
+                .as_deref()
+                .map(read_lossy)
+                .unwrap_or_default();
             let client = read_lossy(&outcome.client_log);
-            record.failure = self.triage.classify_attempt(record.status, &record.message, &[&server, &client]);
+            record.failure =
+                self.triage
+                    .classify_attempt(record.status, &record.message, &[&server, &client]);
         }
         Ok(record)
     }
@@ -546,7 +820,9 @@ impl Runner<'_> {
 
     /// Writes an attempt and tells the event stream.
     fn record(&mut self, record: &AttemptRecord, primary: Option<&str>) -> Result<()> {
-        self.store.insert_attempt(record).context("cannot record the attempt")?;
+        self.store
+            .insert_attempt(record)
+            .context("cannot record the attempt")?;
         self.events.emit(Event::AttemptFinished {
             task: record.task.clone(),
             variant: record.variant.clone(),
@@ -562,11 +838,16 @@ impl Runner<'_> {
 
 /// A log file as text (empty when unreadable), without failing on non-UTF-8 bytes.
 pub fn read_lossy(path: &Path) -> String {
-    std::fs::read(path).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 fn is_cancelled(err: &anyhow::Error) -> bool {
-    matches!(err.downcast_ref::<BackendError>(), Some(BackendError::Cancelled))
+    matches!(
+        err.downcast_ref::<BackendError>(),
+        Some(BackendError::Cancelled)
+    )
 }
 
 /// A per-task seed so tasks do not share one shuffle.
@@ -576,11 +857,21 @@ fn seed_of(commit: &CommitId) -> u64 {
 
 /// A new run id: time plus a random suffix.
 pub fn new_run_id() -> String {
-    format!("r{}-{:04x}", chrono::Utc::now().format("%Y%m%d-%H%M%S"), rand::random::<u16>())
+    format!(
+        "r{}-{:04x}",
+        chrono::Utc::now().format("%Y%m%d-%H%M%S"),
+        rand::random::<u16>()
+    )
 }
 
 /// Creates the run row for a new run.
-pub fn create_run(store: &Store, run_id: &str, suite: &Suite, backend: &str, plan: &RunPlan) -> Result<()> {
+pub fn create_run(
+    store: &Store,
+    run_id: &str,
+    suite: &Suite,
+    backend: &str,
+    plan: &RunPlan,
+) -> Result<()> {
     store.create_run(&RunRecord {
         run_id: run_id.into(),
         suite_hash: suite.hash(),

@@ -9,7 +9,9 @@ use anyhow::{Context as _, Result};
 
 use perfarena_backend::BackendError;
 use perfarena_backend::git::GitRepo;
-use perfarena_backend::slurm::{JobKey, JobLedger, LedgerEntry, SlurmBackend, SlurmOptions, validate_settings};
+use perfarena_backend::slurm::{
+    JobKey, JobLedger, LedgerEntry, SlurmBackend, SlurmOptions, validate_settings,
+};
 use perfarena_core::Suite;
 use perfarena_store::{JobRecord, Store};
 
@@ -22,10 +24,15 @@ pub struct StoreLedger {
 
 impl StoreLedger {
     pub fn open(ctx: &Ctx) -> Result<StoreLedger> {
-        Ok(StoreLedger { store: Mutex::new(ctx.store()?) })
+        Ok(StoreLedger {
+            store: Mutex::new(ctx.store()?),
+        })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Store) -> perfarena_store::Result<T>) -> Result<T, BackendError> {
+    fn with<T>(
+        &self,
+        f: impl FnOnce(&Store) -> perfarena_store::Result<T>,
+    ) -> Result<T, BackendError> {
         let store = self.store.lock().unwrap_or_else(|e| e.into_inner());
         f(&store).map_err(|e| BackendError::Other(format!("jobs table: {e}")))
     }
@@ -47,12 +54,20 @@ impl JobLedger for StoreLedger {
     }
 
     fn lookup(&self, key: &JobKey) -> Result<Option<LedgerEntry>, BackendError> {
-        let found = self.with(|store| store.job(&key.run_id, &key.task, &key.variant, key.round_idx))?;
-        Ok(found.filter(|job| job.backend == "slurm").map(|job| LedgerEntry { job_id: job.job_id, state: job.state }))
+        let found =
+            self.with(|store| store.job(&key.run_id, &key.task, &key.variant, key.round_idx))?;
+        Ok(found
+            .filter(|job| job.backend == "slurm")
+            .map(|job| LedgerEntry {
+                job_id: job.job_id,
+                state: job.state,
+            }))
     }
 
     fn set_state(&self, key: &JobKey, state: &str) -> Result<(), BackendError> {
-        self.with(|store| store.set_job_state(&key.run_id, &key.task, &key.variant, key.round_idx, state))
+        self.with(|store| {
+            store.set_job_state(&key.run_id, &key.task, &key.variant, key.round_idx, state)
+        })
     }
 
     fn is_reattachable(&self, job_id: &str) -> Result<bool, BackendError> {
@@ -66,22 +81,39 @@ pub fn log_root(ctx: &Ctx, suite: &Suite) -> PathBuf {
     if dir.is_empty() {
         return ctx.state_dir.join("slurm");
     }
-    let base = ctx.suite_path.parent().map(|p| p.to_path_buf()).unwrap_or_default();
-    let base = if base.as_os_str().is_empty() { PathBuf::from(".") } else { base };
+    let base = ctx
+        .suite_path
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_default();
+    let base = if base.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        base
+    };
     let path = base.join(dir);
     std::path::absolute(&path).unwrap_or(path)
 }
 
 /// The slurm backend for this project and suite.
 pub fn slurm_backend(ctx: &Ctx, suite: &Suite, repo: Option<GitRepo>) -> Result<SlurmBackend> {
-    validate_settings(&suite.slurm).map_err(|e| anyhow::anyhow!("{}: {e}", ctx.suite_path.display()))?;
+    validate_settings(&suite.slurm)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", ctx.suite_path.display()))?;
     let state_dir = std::path::absolute(&ctx.state_dir).unwrap_or_else(|_| ctx.state_dir.clone());
     let log_root = log_root(ctx, suite);
-    std::fs::create_dir_all(&log_root).with_context(|| format!("cannot create slurm.log_dir {}", log_root.display()))?;
-    let options =
-        SlurmOptions { settings: suite.slurm.clone(), images: suite.images.clone(), source_dir: suite.repo.source_dir.clone(), repo, state_dir, log_root };
+    std::fs::create_dir_all(&log_root)
+        .with_context(|| format!("cannot create slurm.log_dir {}", log_root.display()))?;
+    let options = SlurmOptions {
+        settings: suite.slurm.clone(),
+        images: suite.images.clone(),
+        source_dir: suite.repo.source_dir.clone(),
+        repo,
+        state_dir,
+        log_root,
+    };
     let ledger = StoreLedger::open(ctx)?;
-    SlurmBackend::new(options, Box::new(ledger)).map_err(|e| anyhow::anyhow!("{}: {e}", ctx.suite_path.display()))
+    SlurmBackend::new(options, Box::new(ledger))
+        .map_err(|e| anyhow::anyhow!("{}: {e}", ctx.suite_path.display()))
 }
 
 /// `perfarena images build --backend slurm`: one job array with a task per commit (at most
@@ -108,11 +140,17 @@ pub fn images_build_on_slurm(
         }
     }
 
-    validate_settings(&suite.slurm).map_err(|e| anyhow::anyhow!("{}: {e}", ctx.suite_path.display()))?;
-    let exe = std::env::current_exe().context("cannot find the perfarena binary to run on the nodes")?;
+    validate_settings(&suite.slurm)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", ctx.suite_path.display()))?;
+    let exe =
+        std::env::current_exe().context("cannot find the perfarena binary to run on the nodes")?;
     let state_dir = std::path::absolute(&ctx.state_dir).unwrap_or_else(|_| ctx.state_dir.clone());
-    let project = state_dir.parent().map(|p| p.to_path_buf()).unwrap_or_else(|| PathBuf::from("."));
-    let suite_path = std::path::absolute(&ctx.suite_path).unwrap_or_else(|_| ctx.suite_path.clone());
+    let project = state_dir
+        .parent()
+        .map(|p| p.to_path_buf())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let suite_path =
+        std::path::absolute(&ctx.suite_path).unwrap_or_else(|_| ctx.suite_path.clone());
     let mut common: Vec<String> = Vec::new();
     if let Some(variant) = args.variant {
         let name = match variant {
@@ -132,7 +170,9 @@ pub fn images_build_on_slurm(
         common.push("--candidates".into());
         for candidate in &args.candidates {
             // Paths relative to where perfarena was started mean nothing on a node.
-            let (name, path) = candidate.split_once('=').with_context(|| format!("--candidates {candidate:?}: expected NAME=PATCH"))?;
+            let (name, path) = candidate
+                .split_once('=')
+                .with_context(|| format!("--candidates {candidate:?}: expected NAME=PATCH"))?;
             let path = std::path::absolute(path).unwrap_or_else(|_| PathBuf::from(path));
             common.push(format!("{name}={}", path.display()));
         }
@@ -140,13 +180,34 @@ pub fn images_build_on_slurm(
     let builds: Vec<BuildPlan> = tasks
         .iter()
         .map(|task| {
-            let mut build_args = vec!["-C".to_string(), project.display().to_string(), "--suite".into(), suite_path.display().to_string()];
-            build_args.extend(["images".into(), "build".into(), "--commit".into(), task.commit.to_string()]);
+            let mut build_args = vec![
+                "-C".to_string(),
+                project.display().to_string(),
+                "--suite".into(),
+                suite_path.display().to_string(),
+            ];
+            build_args.extend([
+                "images".into(),
+                "build".into(),
+                "--commit".into(),
+                task.commit.to_string(),
+            ]);
             build_args.extend(common.iter().cloned());
-            BuildPlan { name: task.short_id().to_string(), program: exe.display().to_string(), args: build_args, workdir: project.clone(), env: Vec::new() }
+            BuildPlan {
+                name: task.short_id().to_string(),
+                program: exe.display().to_string(),
+                args: build_args,
+                workdir: project.clone(),
+                env: Vec::new(),
+            }
         })
         .collect();
-    let dir = std::path::absolute(ctx.state_dir.join("builds").join(format!("slurm-{}", crate::runner::new_run_id()))).unwrap_or_default();
+    let dir = std::path::absolute(
+        ctx.state_dir
+            .join("builds")
+            .join(format!("slurm-{}", crate::runner::new_run_id())),
+    )
+    .unwrap_or_default();
     let cancel = perfarena_backend::CancelToken::new();
     {
         let cancel = cancel.clone();
@@ -156,7 +217,9 @@ pub fn images_build_on_slurm(
     let outcomes = match run_builds(&suite.slurm, &dir, &builds, timeout, &cancel, &Lines) {
         Ok(outcomes) => outcomes,
         Err(BackendError::Cancelled) => {
-            eprintln!("interrupted: the build job was cancelled; run the same command again to continue");
+            eprintln!(
+                "interrupted: the build job was cancelled; run the same command again to continue"
+            );
             return Ok(std::process::ExitCode::from(130));
         }
         Err(e) => return Err(anyhow::anyhow!("{e}")),
@@ -164,10 +227,26 @@ pub fn images_build_on_slurm(
     let mut failed = 0;
     for outcome in &outcomes {
         let mark = if outcome.ok { "✓" } else { "✗" };
-        let note = if outcome.message.is_empty() { String::new() } else { format!(": {}", outcome.message) };
-        eprintln!("{mark} task {} ({}, log {}){note}", outcome.name, outcome.state, outcome.log.display());
+        let note = if outcome.message.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", outcome.message)
+        };
+        eprintln!(
+            "{mark} task {} ({}, log {}){note}",
+            outcome.name,
+            outcome.state,
+            outcome.log.display()
+        );
         failed += usize::from(!outcome.ok);
     }
-    eprintln!("images: {} task(s) built on slurm, {failed} failed; details with `perfarena images status`", outcomes.len());
-    Ok(if failed > 0 { std::process::ExitCode::FAILURE } else { std::process::ExitCode::SUCCESS })
+    eprintln!(
+        "images: {} task(s) built on slurm, {failed} failed; details with `perfarena images status`",
+        outcomes.len()
+    );
+    Ok(if failed > 0 {
+        std::process::ExitCode::FAILURE
+    } else {
+        std::process::ExitCode::SUCCESS
+    })
 }

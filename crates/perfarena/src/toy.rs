@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use anyhow::{bail, Context as _, Result};
-use include_dir::{include_dir, Dir};
+use anyhow::{Context as _, Result, bail};
+use include_dir::{Dir, include_dir};
 
 static TOY: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../examples/toy-llm");
 
@@ -32,7 +32,11 @@ fn git(repo: &Path, args: &[&str], date: &str) -> Result<String> {
         .output()
         .with_context(|| "cannot run git: perfarena needs git on PATH")?;
     if !output.status.success() {
-        bail!("git {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "git {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
@@ -47,7 +51,8 @@ fn write_dir(dir: &Dir<'_>, strip: &Path, target: &Path) -> Result<()> {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)?;
         }
-        std::fs::write(&path, file.contents()).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, file.contents())
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     for sub in dir.dirs() {
         write_dir(sub, strip, target)?;
@@ -58,12 +63,17 @@ fn write_dir(dir: &Dir<'_>, strip: &Path, target: &Path) -> Result<()> {
 /// Writes the toy project into `dir` (which must be empty or absent).
 pub fn create(dir: &Path) -> Result<ToyProject> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-        bail!("{} is not empty: pick a new directory for the toy example", dir.display());
+        bail!(
+            "{} is not empty: pick a new directory for the toy example",
+            dir.display()
+        );
     }
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo).with_context(|| format!("cannot create {}", repo.display()))?;
     git(&repo, &["init", "-q", "-b", "main"], "2024-01-01T00:00:00Z")?;
-    let steps = TOY.get_dir("steps").context("embedded toy example has no steps")?;
+    let steps = TOY
+        .get_dir("steps")
+        .context("embedded toy example has no steps")?;
     let mut step_dirs: Vec<&Dir<'_>> = steps.dirs().collect();
     step_dirs.sort_by_key(|d| d.path().to_path_buf());
     let mut commits = Vec::new();
@@ -81,7 +91,9 @@ pub fn create(dir: &Path) -> Result<ToyProject> {
         commits.push((git(&repo, &["rev-parse", "HEAD"], &date)?, message));
     }
     // The suite, with the repository next to it.
-    let suite = TOY.get_file("perfarena.toml").context("embedded toy example has no perfarena.toml")?;
+    let suite = TOY
+        .get_file("perfarena.toml")
+        .context("embedded toy example has no perfarena.toml")?;
     std::fs::write(dir.join("perfarena.toml"), suite.contents())?;
     // The candidate patches.
     let mut candidates = Vec::new();
@@ -89,7 +101,12 @@ pub fn create(dir: &Path) -> Result<ToyProject> {
     std::fs::create_dir_all(&cand_dir)?;
     if let Some(embedded) = TOY.get_dir("candidates") {
         for file in embedded.files() {
-            let name = file.path().file_stem().and_then(|s| s.to_str()).unwrap_or("candidate").to_string();
+            let name = file
+                .path()
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("candidate")
+                .to_string();
             let path = cand_dir.join(file.path().file_name().unwrap_or_default());
             std::fs::write(&path, file.contents())?;
             candidates.push((name, path));
@@ -98,7 +115,10 @@ pub fn create(dir: &Path) -> Result<ToyProject> {
     candidates.sort();
     // The task: the prefix-cache commit (the human optimisation), its parent resolved by git.
     // Later steps are commits for image-build tests (an OOM-prone kernel, a broken build).
-    let (human, subject) = commits.iter().find(|(_, message)| message.starts_with("perf: prefix cache")).context("toy history has no prefix-cache commit")?;
+    let (human, subject) = commits
+        .iter()
+        .find(|(_, message)| message.starts_with("perf: prefix cache"))
+        .context("toy history has no prefix-cache commit")?;
     let tasks_file = dir.join("tasks.jsonl");
     let row = serde_json::json!({
         "commit_hash": human,
@@ -111,5 +131,9 @@ pub fn create(dir: &Path) -> Result<ToyProject> {
         "files_changed": ["toyllm/engine.py"],
     });
     std::fs::write(&tasks_file, format!("{row}\n"))?;
-    Ok(ToyProject { dir: dir.to_path_buf(), tasks_file, candidates })
+    Ok(ToyProject {
+        dir: dir.to_path_buf(),
+        tasks_file,
+        candidates,
+    })
 }

@@ -68,7 +68,14 @@ fn builds_humans_baselines_and_candidates_then_pushes_and_skips_what_exists() {
     assert_eq!(status_of("-stale-"), "patch_failed");
     assert_eq!(status_of("-dropreadme-"), "success");
     let stale = builds.iter().find(|b| b.0.contains("-stale-")).unwrap();
-    assert!(stale.4.as_deref().unwrap_or("").contains("patch does not apply"), "git's message: {stale:?}");
+    assert!(
+        stale
+            .4
+            .as_deref()
+            .unwrap_or("")
+            .contains("patch does not apply"),
+        "git's message: {stale:?}"
+    );
 
     // Order: human, then baseline, then candidates.
     let order: Vec<&str> = builds.iter().map(|b| b.0.as_str()).collect();
@@ -77,57 +84,146 @@ fn builds_humans_baselines_and_candidates_then_pushes_and_skips_what_exists() {
 
     // Pushed, and the registry serves the digest recorded.
     let conn = rusqlite::Connection::open(toy.dir.join(".perfarena/perfarena.db")).unwrap();
-    let recorded: String =
-        conn.query_row("SELECT digest FROM builds WHERE image_ref = ?1 AND status = 'success'", [&human], |r| r.get(0)).unwrap();
-    assert_eq!(registry_digest(&toy.repo, &task).as_deref(), Some(recorded.as_str()));
+    let recorded: String = conn
+        .query_row(
+            "SELECT digest FROM builds WHERE image_ref = ?1 AND status = 'success'",
+            [&human],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(
+        registry_digest(&toy.repo, &task).as_deref(),
+        Some(recorded.as_str())
+    );
 
     // Labels on every image.
-    let fast = toy.local_images().into_iter().find(|i| i.contains("-fast-")).expect("fast image");
+    let fast = toy
+        .local_images()
+        .into_iter()
+        .find(|i| i.contains("-fast-"))
+        .expect("fast image");
     let labels = inspect(&fast, "{{json .Config.Labels}}").unwrap();
     let labels: serde_json::Value = serde_json::from_str(&labels).unwrap();
     assert_eq!(labels["perfarena.image.task"], task.as_str());
     assert_eq!(labels["perfarena.image.variant"], "candidate:fast");
-    assert_eq!(labels["perfarena.image.commit"], toy.parent(PREFIX_CACHE).as_str());
-    assert_eq!(labels["perfarena.image.parent"], toy.parent(PREFIX_CACHE).as_str());
-    assert_eq!(labels["perfarena.image.patch_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        labels["perfarena.image.commit"],
+        toy.parent(PREFIX_CACHE).as_str()
+    );
+    assert_eq!(
+        labels["perfarena.image.parent"],
+        toy.parent(PREFIX_CACHE).as_str()
+    );
+    assert_eq!(
+        labels["perfarena.image.patch_sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
     assert_eq!(labels["perfarena.image.recipe"].as_str().unwrap().len(), 64);
-    let human_labels: serde_json::Value = serde_json::from_str(&inspect(&human, "{{json .Config.Labels}}").unwrap()).unwrap();
+    let human_labels: serde_json::Value =
+        serde_json::from_str(&inspect(&human, "{{json .Config.Labels}}").unwrap()).unwrap();
     assert_eq!(human_labels["perfarena.image.variant"], "human");
     assert_eq!(human_labels["perfarena.image.commit"], task.as_str());
 
     // A Python-only candidate is one thin layer on the baseline; the kernel one reran the build.
-    let layers = |image: &str| inspect(image, "{{len .RootFS.Layers}}").unwrap().parse::<usize>().unwrap();
-    assert_eq!(layers(&fast), layers(&baseline) + 1, "one layer over the baseline");
-    let (ok, engine) = run_in(&fast, &["sh", "-c", "grep -c lru_cache /workspace/src/toyllm/engine.py"]);
-    assert!(ok && engine.trim() == "1", "the patched file is in the image: {engine}");
-    let kernel = toy.local_images().into_iter().find(|i| i.contains("-kernel-")).expect("kernel image");
+    let layers = |image: &str| {
+        inspect(image, "{{len .RootFS.Layers}}")
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    assert_eq!(
+        layers(&fast),
+        layers(&baseline) + 1,
+        "one layer over the baseline"
+    );
+    let (ok, engine) = run_in(
+        &fast,
+        &[
+            "sh",
+            "-c",
+            "grep -c lru_cache /workspace/src/toyllm/engine.py",
+        ],
+    );
+    assert!(
+        ok && engine.trim() == "1",
+        "the patched file is in the image: {engine}"
+    );
+    let kernel = toy
+        .local_images()
+        .into_iter()
+        .find(|i| i.contains("-kernel-"))
+        .expect("kernel image");
     let (ok, value) = run_in(
         &kernel,
-        &["python3", "-c", "import sys; sys.path.insert(0, '/workspace/src'); from toyllm import _C; print(_C.DECODE_MS_PER_TOKEN)"],
+        &[
+            "python3",
+            "-c",
+            "import sys; sys.path.insert(0, '/workspace/src'); from toyllm import _C; print(_C.DECODE_MS_PER_TOKEN)",
+        ],
     );
-    assert!(ok && value.trim() == "1.4", "the rebuild regenerated toyllm/_C.py: {value}");
-    let dropped = toy.local_images().into_iter().find(|i| i.contains("-dropreadme-")).expect("dropreadme image");
+    assert!(
+        ok && value.trim() == "1.4",
+        "the rebuild regenerated toyllm/_C.py: {value}"
+    );
+    let dropped = toy
+        .local_images()
+        .into_iter()
+        .find(|i| i.contains("-dropreadme-"))
+        .expect("dropreadme image");
     let (ok, listing) = run_in(&dropped, &["sh", "-c", "ls /workspace/src"]);
-    assert!(ok && !listing.contains("README.md") && listing.contains("toyllm"), "README.md deleted: {listing}");
+    assert!(
+        ok && !listing.contains("README.md") && listing.contains("toyllm"),
+        "README.md deleted: {listing}"
+    );
     let (ok, listing) = run_in(&baseline, &["sh", "-c", "ls /workspace/src"]);
-    assert!(ok && listing.contains("README.md"), "the baseline keeps it: {listing}");
+    assert!(
+        ok && listing.contains("README.md"),
+        "the baseline keeps it: {listing}"
+    );
     let (_, base_value) = run_in(
         &fast,
-        &["python3", "-c", "import sys; sys.path.insert(0, '/workspace/src'); from toyllm import _C; print(_C.DECODE_MS_PER_TOKEN)"],
+        &[
+            "python3",
+            "-c",
+            "import sys; sys.path.insert(0, '/workspace/src'); from toyllm import _C; print(_C.DECODE_MS_PER_TOKEN)",
+        ],
     );
     assert_eq!(base_value.trim(), "2.0");
 
     // Logs under .perfarena/builds/.
-    let log: String = conn.query_row("SELECT log_path FROM builds WHERE image_ref = ?1", [&baseline], |r| r.get(0)).unwrap();
+    let log: String = conn
+        .query_row(
+            "SELECT log_path FROM builds WHERE image_ref = ?1",
+            [&baseline],
+            |r| r.get(0),
+        )
+        .unwrap();
     assert!(log.contains(".perfarena/builds/"), "{log}");
-    assert!(std::fs::read_to_string(&log).unwrap().contains("wrote toyllm/_C.py"));
+    assert!(
+        std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("wrote toyllm/_C.py")
+    );
 
     // A rerun builds nothing: what exists is already_exists, the stale patch still fails.
     let before = toy.builds().len();
     let again = toy.perfarena(&args);
     assert_eq!(again.status.code(), Some(1), "{}", text(&again));
     let rerun: Vec<String> = toy.builds()[before..].iter().map(|b| b.1.clone()).collect();
-    assert_eq!(rerun, ["already_exists", "already_exists", "already_exists", "already_exists", "patch_failed", "already_exists"]);
+    assert_eq!(
+        rerun,
+        [
+            "already_exists",
+            "already_exists",
+            "already_exists",
+            "already_exists",
+            "patch_failed",
+            "already_exists"
+        ]
+    );
 }
 
 #[test]
@@ -150,11 +246,37 @@ fn out_of_memory_builds_retry_with_half_the_jobs_down_to_the_floor() {
         "8",
     ]);
     assert!(out.status.success(), "{}", text(&out));
-    let tries: Vec<(String, i64, Option<i64>)> = toy.builds().into_iter().filter(|b| b.0 == human).map(|b| (b.1, b.2, b.3)).collect();
-    assert_eq!(tries, [("build_failed".into(), 0, Some(8)), ("build_failed".into(), 1, Some(4)), ("success".into(), 2, Some(2))]);
+    let tries: Vec<(String, i64, Option<i64>)> = toy
+        .builds()
+        .into_iter()
+        .filter(|b| b.0 == human)
+        .map(|b| (b.1, b.2, b.3))
+        .collect();
+    assert_eq!(
+        tries,
+        [
+            ("build_failed".into(), 0, Some(8)),
+            ("build_failed".into(), 1, Some(4)),
+            ("success".into(), 2, Some(2))
+        ]
+    );
     let first = toy.builds().into_iter().find(|b| b.0 == human).unwrap();
-    assert!(first.4.as_deref().unwrap().contains("out of memory with max_jobs=8"), "{first:?}");
-    assert!(first.4.as_deref().unwrap().contains("Killed signal terminated program"), "{first:?}");
+    assert!(
+        first
+            .4
+            .as_deref()
+            .unwrap()
+            .contains("out of memory with max_jobs=8"),
+        "{first:?}"
+    );
+    assert!(
+        first
+            .4
+            .as_deref()
+            .unwrap()
+            .contains("Killed signal terminated program"),
+        "{first:?}"
+    );
     assert!(toy.local_images().contains(&human));
 
     // With the floor at 4 the ladder stops there: the image is build_failed.
@@ -171,9 +293,20 @@ fn out_of_memory_builds_retry_with_half_the_jobs_down_to_the_floor() {
         "8",
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let statuses: Vec<(String, Option<i64>)> = floor.builds().into_iter().map(|b| (b.1, b.3)).collect();
-    assert_eq!(statuses, [("build_failed".into(), Some(8)), ("build_failed".into(), Some(4))]);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("out of memory with max_jobs=4"), "{}", text(&out));
+    let statuses: Vec<(String, Option<i64>)> =
+        floor.builds().into_iter().map(|b| (b.1, b.3)).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("build_failed".into(), Some(8)),
+            ("build_failed".into(), Some(4))
+        ]
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("out of memory with max_jobs=4"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -184,20 +317,41 @@ fn a_broken_build_fails_once_and_a_pre_build_patch_fixes_it() {
     let toy = Toy::new("broken", "", "", &[TILED_PREFILL]);
     let commit = toy.commit(TILED_PREFILL);
     let human = toy.human_image(TILED_PREFILL);
-    let build =
-        |toy: &Toy| toy.perfarena(&["images", "build", "--commit", &commit[..10], "--variant", "human", "--no-push", "--max-jobs", "2"]);
+    let build = |toy: &Toy| {
+        toy.perfarena(&[
+            "images",
+            "build",
+            "--commit",
+            &commit[..10],
+            "--variant",
+            "human",
+            "--no-push",
+            "--max-jobs",
+            "2",
+        ])
+    };
     let out = build(&toy);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let rows = toy.builds();
     assert_eq!(rows.len(), 1, "not out of memory: no retry: {rows:?}");
     assert_eq!(rows[0].1, "build_failed");
-    assert_eq!(rows[0].4.as_deref(), Some("ValueError: could not convert string to float: '64x'"));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("could not convert string to float"), "excerpt in the output: {}", text(&out));
+    assert_eq!(
+        rows[0].4.as_deref(),
+        Some("ValueError: could not convert string to float: '64x'")
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("could not convert string to float"),
+        "excerpt in the output: {}",
+        text(&out)
+    );
 
     let fixed = Toy::new(
         "prebuild",
         "",
-        &format!("[build.overrides.\"{}\"]\npre_build_patch = \"sed -i 's/= 64x/= 64/' csrc/kernels.txt\"\n", &commit[..12]),
+        &format!(
+            "[build.overrides.\"{}\"]\npre_build_patch = \"sed -i 's/= 64x/= 64/' csrc/kernels.txt\"\n",
+            &commit[..12]
+        ),
         &[TILED_PREFILL],
     );
     let out = build(&fixed);
@@ -205,7 +359,11 @@ fn a_broken_build_fails_once_and_a_pre_build_patch_fixes_it() {
     let human = human.replace(&toy.repo, &fixed.repo);
     let (ok, tile) = run_in(
         &human,
-        &["python3", "-c", "import sys; sys.path.insert(0, '/workspace/src'); from toyllm import _C; print(_C.PREFILL_TILE)"],
+        &[
+            "python3",
+            "-c",
+            "import sys; sys.path.insert(0, '/workspace/src'); from toyllm import _C; print(_C.PREFILL_TILE)",
+        ],
     );
     assert!(ok && tile.trim() == "64.0", "{tile}");
     // The repository itself is untouched: the step ran on the export.
@@ -223,12 +381,34 @@ fn a_human_image_built_without_its_module_fails_at_server_start() {
     let probe = Toy::new("nomodule-probe", "", "", &[]);
     let commit = commit_of(&probe);
     drop(probe);
-    let toy =
-        Toy::new("nomodule", "", &format!("[build.overrides.\"{}\"]\nargs = {{ skip_build = \"1\" }}\n", &commit[..12]), &[FUSED_DECODE]);
-    let out = toy.perfarena(&["images", "build", "--commit", &commit[..10], "--variant", "human", "--no-push"]);
+    let toy = Toy::new(
+        "nomodule",
+        "",
+        &format!(
+            "[build.overrides.\"{}\"]\nargs = {{ skip_build = \"1\" }}\n",
+            &commit[..12]
+        ),
+        &[FUSED_DECODE],
+    );
+    let out = toy.perfarena(&[
+        "images",
+        "build",
+        "--commit",
+        &commit[..10],
+        "--variant",
+        "human",
+        "--no-push",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let human = toy.human_image(FUSED_DECODE);
-    let (ok, output) = run_in(&human, &["sh", "-c", "cd /workspace/src && python3 -m toyllm.server --port 18999"]);
+    let (ok, output) = run_in(
+        &human,
+        &[
+            "sh",
+            "-c",
+            "cd /workspace/src && python3 -m toyllm.server --port 18999",
+        ],
+    );
     assert!(!ok);
     assert!(output.contains("No module named 'toyllm._C'"), "{output}");
 }
@@ -244,7 +424,10 @@ fn baselines_need_the_human_image_and_permanent_failures_are_skipped() {
     let toy = Toy::new(
         "perm",
         "",
-        &format!("[build.overrides.\"{}\"]\npermanently_failed = \"needs a CUDA 11 toolchain\"\n", &tiled[..12]),
+        &format!(
+            "[build.overrides.\"{}\"]\npermanently_failed = \"needs a CUDA 11 toolchain\"\n",
+            &tiled[..12]
+        ),
         &[FUSED_DECODE, TILED_PREFILL],
     );
     let out = toy.perfarena(&[
@@ -260,15 +443,38 @@ fn baselines_need_the_human_image_and_permanent_failures_are_skipped() {
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let rows = toy.builds();
     let fused_baseline = toy.baseline_image(FUSED_DECODE);
-    let row = rows.iter().find(|b| b.0 == fused_baseline).expect("baseline row");
+    let row = rows
+        .iter()
+        .find(|b| b.0 == fused_baseline)
+        .expect("baseline row");
     assert_eq!(row.1, "human_image_missing");
-    assert!(row.4.as_deref().unwrap().contains(&toy.human_image(FUSED_DECODE)));
+    assert!(
+        row.4
+            .as_deref()
+            .unwrap()
+            .contains(&toy.human_image(FUSED_DECODE))
+    );
     // Tiled prefill's human image is permanently failed; its baseline (fused decode's commit)
     // is a different override: it too waits for its human image.
-    let out = toy.perfarena(&["images", "build", "--commit", &tiled[..10], "--variant", "human", "--no-push"]);
-    assert!(out.status.success(), "permanently failed is not a failure of this command: {}", text(&out));
+    let out = toy.perfarena(&[
+        "images",
+        "build",
+        "--commit",
+        &tiled[..10],
+        "--variant",
+        "human",
+        "--no-push",
+    ]);
+    assert!(
+        out.status.success(),
+        "permanently failed is not a failure of this command: {}",
+        text(&out)
+    );
     let last = toy.builds().pop().unwrap();
-    assert_eq!((last.1.as_str(), last.4.as_deref()), ("permanently_failed", Some("needs a CUDA 11 toolchain")));
+    assert_eq!(
+        (last.1.as_str(), last.4.as_deref()),
+        ("permanently_failed", Some("needs a CUDA 11 toolchain"))
+    );
     assert!(toy.local_images().is_empty(), "nothing built");
 }
 
@@ -283,13 +489,30 @@ fn the_whole_ladder_is_bounded_by_the_timeout() {
     let toy = Toy::new(
         "timeout",
         "timeout_s = 4",
-        &format!("[build.overrides.\"{}\"]\nargs = {{ compile_seconds = \"60\" }}\n", &fused[..12]),
+        &format!(
+            "[build.overrides.\"{}\"]\nargs = {{ compile_seconds = \"60\" }}\n",
+            &fused[..12]
+        ),
         &[FUSED_DECODE],
     );
     let started = Instant::now();
-    let out = toy.perfarena(&["images", "build", "--commit", &fused[..10], "--variant", "human", "--no-push", "--max-jobs", "2"]);
+    let out = toy.perfarena(&[
+        "images",
+        "build",
+        "--commit",
+        &fused[..10],
+        "--variant",
+        "human",
+        "--no-push",
+        "--max-jobs",
+        "2",
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(started.elapsed() < Duration::from_secs(40), "stopped at the timeout: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(40),
+        "stopped at the timeout: {:?}",
+        started.elapsed()
+    );
     let rows = toy.builds();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].1, "timeout");
@@ -304,12 +527,22 @@ fn low_disk_stops_before_building() {
     let toy = Toy::new("disk", "", "", &[]);
     let suite = toy.dir.join("perfarena.toml");
     let text_before = std::fs::read_to_string(&suite).unwrap();
-    std::fs::write(&suite, text_before.replace("min_free_disk_gib = 0.5", "min_free_disk_gib = 1000000.0")).unwrap();
+    std::fs::write(
+        &suite,
+        text_before.replace("min_free_disk_gib = 0.5", "min_free_disk_gib = 1000000.0"),
+    )
+    .unwrap();
     let out = toy.perfarena(&["images", "build", "--all", "--no-push"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("GiB free") && err.contains("build.min_free_disk_gib"), "{err}");
-    assert!(toy.builds().is_empty(), "nothing recorded for images not started");
+    assert!(
+        err.contains("GiB free") && err.contains("build.min_free_disk_gib"),
+        "{err}"
+    );
+    assert!(
+        toy.builds().is_empty(),
+        "nothing recorded for images not started"
+    );
     assert!(toy.local_images().is_empty());
 }
 
@@ -331,18 +564,31 @@ fn a_dry_run_prints_the_plan_and_changes_nothing() {
     ]);
     assert!(out.status.success(), "{}", text(&out));
     let plan = String::from_utf8_lossy(&out.stdout);
-    assert!(plan.contains("plan: 8 image(s)"), "the patches apply to both tasks: {plan}");
+    assert!(
+        plan.contains("plan: 8 image(s)"),
+        "the patches apply to both tasks: {plan}"
+    );
     let human = plan.find(&toy.human_image(PREFIX_CACHE)).unwrap();
     let baseline = plan.find(&toy.baseline_image(PREFIX_CACHE)).unwrap();
     let candidate = plan.find("candidate:fast").unwrap();
-    assert!(human < baseline && baseline < candidate, "order: humans, baselines, candidates:\n{plan}");
+    assert!(
+        human < baseline && baseline < candidate,
+        "order: humans, baselines, candidates:\n{plan}"
+    );
     assert!(plan.contains("one thin layer"), "{plan}");
-    assert!(plan.contains("rebuild (csrc/kernels.txt): MAX_JOBS=${max_jobs} python3 build.py"), "{plan}");
+    assert!(
+        plan.contains("rebuild (csrc/kernels.txt): MAX_JOBS=${max_jobs} python3 build.py"),
+        "{plan}"
+    );
     assert!(plan.contains("args: max_jobs=4"), "{plan}");
     assert!(!toy.dir.join(".perfarena/builds").exists());
     let conn = rusqlite::Connection::open(&db).unwrap();
-    let n: i64 = conn.query_row("SELECT COUNT(*) FROM builds", [], |r| r.get(0)).unwrap();
-    let patches: i64 = conn.query_row("SELECT COUNT(*) FROM patches", [], |r| r.get(0)).unwrap();
+    let n: i64 = conn
+        .query_row("SELECT COUNT(*) FROM builds", [], |r| r.get(0))
+        .unwrap();
+    let patches: i64 = conn
+        .query_row("SELECT COUNT(*) FROM patches", [], |r| r.get(0))
+        .unwrap();
     assert_eq!((n, patches), (0, 0));
     assert!(toy.local_images().is_empty());
 }
@@ -361,26 +607,56 @@ fn ctrl_c_stops_the_build_cleanly_and_a_rerun_continues() {
     let toy = Toy::new(
         "cancel",
         "",
-        &format!("[build.overrides.\"{}\"]\nargs = {{ compile_seconds = \"{marker}\" }}\n", &fused[..12]),
+        &format!(
+            "[build.overrides.\"{}\"]\nargs = {{ compile_seconds = \"{marker}\" }}\n",
+            &fused[..12]
+        ),
         &[FUSED_DECODE],
     );
     let progress = toy.dir.join("progress.json");
-    let args =
-        ["images", "build", "--all", "--variant", "human", "--no-push", "--max-jobs", "2", "--progress-json", progress.to_str().unwrap()];
-    let mut child =
-        bin().arg("-C").arg(&toy.dir).args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let args = [
+        "images",
+        "build",
+        "--all",
+        "--variant",
+        "human",
+        "--no-push",
+        "--max-jobs",
+        "2",
+        "--progress-json",
+        progress.to_str().unwrap(),
+    ];
+    let mut child = bin()
+        .arg("-C")
+        .arg(&toy.dir)
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
     // Wait until the fused-decode image is compiling (the prefix-cache one builds first).
     let fused_human = toy.human_image(FUSED_DECODE);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        assert!(Instant::now() < deadline, "the build never started compiling");
+        assert!(
+            Instant::now() < deadline,
+            "the build never started compiling"
+        );
         let compiling = std::fs::read_dir(toy.dir.join(".perfarena/builds"))
             .into_iter()
             .flatten()
             .flatten()
-            .filter(|d| d.file_name().to_string_lossy().contains(&toy.commit(FUSED_DECODE)))
+            .filter(|d| {
+                d.file_name()
+                    .to_string_lossy()
+                    .contains(&toy.commit(FUSED_DECODE))
+            })
             .flat_map(|d| std::fs::read_dir(d.path()).into_iter().flatten().flatten())
-            .any(|f| std::fs::read_to_string(f.path()).unwrap_or_default().contains("compiling kernels"));
+            .any(|f| {
+                std::fs::read_to_string(f.path())
+                    .unwrap_or_default()
+                    .contains("compiling kernels")
+            });
         if compiling {
             break;
         }
@@ -390,9 +666,15 @@ fn ctrl_c_stops_the_build_cleanly_and_a_rerun_continues() {
     unsafe { libc_kill(child.id() as i32, 2) };
     let status = wait_with_timeout(&mut child, Duration::from_secs(30));
     assert_eq!(status, Some(130), "exit code 130 after Ctrl-C");
-    let state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&progress).unwrap()).unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&progress).unwrap()).unwrap();
     assert_eq!(state["state"], "interrupted");
-    let entry = state["images"].as_array().unwrap().iter().find(|e| e["image"] == fused_human.as_str()).unwrap();
+    let entry = state["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["image"] == fused_human.as_str())
+        .unwrap();
     assert_eq!(entry["state"], "interrupted");
     // Recorded: the first image only; nothing for the interrupted one.
     let rows = toy.builds();
@@ -401,10 +683,16 @@ fn ctrl_c_stops_the_build_cleanly_and_a_rerun_continues() {
     // No build container is left behind (the engine removes the interrupted step's container).
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        let ids = std::process::Command::new("docker").args(["ps", "-aq"]).output().unwrap();
+        let ids = std::process::Command::new("docker")
+            .args(["ps", "-aq"])
+            .output()
+            .unwrap();
         let mut left = Vec::new();
         for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-            let env = std::process::Command::new("docker").args(["inspect", "-f", "{{json .Config.Env}}", id]).output().unwrap();
+            let env = std::process::Command::new("docker")
+                .args(["inspect", "-f", "{{json .Config.Env}}", id])
+                .output()
+                .unwrap();
             if String::from_utf8_lossy(&env.stdout).contains(&format!("compile_seconds={marker}")) {
                 left.push(id.to_string());
             }
@@ -418,8 +706,17 @@ fn ctrl_c_stops_the_build_cleanly_and_a_rerun_continues() {
     // A rerun continues: the first image exists, the interrupted one is built now.
     let out = toy.perfarena(&args);
     assert!(out.status.success(), "{}", text(&out));
-    let rerun: Vec<(String, String)> = toy.builds()[1..].iter().map(|b| (b.0.clone(), b.1.clone())).collect();
-    assert_eq!(rerun, [(toy.human_image(PREFIX_CACHE), "already_exists".to_string()), (fused_human, "success".to_string())]);
+    let rerun: Vec<(String, String)> = toy.builds()[1..]
+        .iter()
+        .map(|b| (b.0.clone(), b.1.clone()))
+        .collect();
+    assert_eq!(
+        rerun,
+        [
+            (toy.human_image(PREFIX_CACHE), "already_exists".to_string()),
+            (fused_human, "success".to_string())
+        ]
+    );
 }
 
 fn wait_with_timeout(child: &mut std::process::Child, timeout: Duration) -> Option<i32> {

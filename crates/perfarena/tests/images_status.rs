@@ -14,11 +14,17 @@ fn status_json(toy: &Toy, extra: &[&str]) -> serde_json::Value {
     args.extend_from_slice(extra);
     let out = toy.perfarena(&args);
     assert!(out.status.success(), "{}", text(&out));
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("status --json: {e}: {}", text(&out)))
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("status --json: {e}: {}", text(&out)))
 }
 
 fn task<'a>(report: &'a serde_json::Value, commit: &str) -> &'a serde_json::Value {
-    report["tasks"].as_array().unwrap().iter().find(|t| t["commit"] == commit).unwrap_or_else(|| panic!("no task {commit}: {report:#}"))
+    report["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["commit"] == commit)
+        .unwrap_or_else(|| panic!("no task {commit}: {report:#}"))
 }
 
 #[test]
@@ -32,7 +38,10 @@ fn status_says_where_each_image_is_and_counts_them() {
     let toy = Toy::new(
         "status",
         "",
-        &format!("[build.overrides.\"{}\"]\npermanently_failed = \"needs a CUDA 11 toolchain\"\n", &fused[..12]),
+        &format!(
+            "[build.overrides.\"{}\"]\npermanently_failed = \"needs a CUDA 11 toolchain\"\n",
+            &fused[..12]
+        ),
         &[FUSED_DECODE],
     );
     let prefix = toy.commit(PREFIX_CACHE);
@@ -42,21 +51,62 @@ fn status_says_where_each_image_is_and_counts_them() {
     assert_eq!(report["registry"], REGISTRY);
     let t = task(&report, &prefix);
     assert_eq!(t["category"], "missing_images");
-    assert_eq!((t["human"]["local"].as_str(), t["human"]["registry"].as_str()), (Some("missing"), Some("missing")));
+    assert_eq!(
+        (
+            t["human"]["local"].as_str(),
+            t["human"]["registry"].as_str()
+        ),
+        (Some("missing"), Some("missing"))
+    );
     assert_eq!(task(&report, &fused)["category"], "permanently_failed");
-    assert_eq!(task(&report, &fused)["human"]["permanently_failed"], "needs a CUDA 11 toolchain");
+    assert_eq!(
+        task(&report, &fused)["human"]["permanently_failed"],
+        "needs a CUDA 11 toolchain"
+    );
 
     // The human image built and pushed, the baseline built but not pushed, a candidate recorded.
-    let out = toy.perfarena(&["images", "build", "--commit", &prefix[..10], "--variant", "human"]);
+    let out = toy.perfarena(&[
+        "images",
+        "build",
+        "--commit",
+        &prefix[..10],
+        "--variant",
+        "human",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = toy.perfarena(&["images", "build", "--commit", &prefix[..10], "--variant", "baseline", "--no-push"]);
+    let out = toy.perfarena(&[
+        "images",
+        "build",
+        "--commit",
+        &prefix[..10],
+        "--variant",
+        "baseline",
+        "--no-push",
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let fast = toy.candidate_patch("fast");
     let report = status_json(&toy, &["--candidates", &fast]);
     let t = task(&report, &prefix);
-    assert_eq!((t["human"]["local"].as_str(), t["human"]["registry"].as_str()), (Some("present"), Some("present")));
-    assert!(t["human"]["digest"].as_str().unwrap().starts_with("sha256:"));
-    assert_eq!((t["baseline"]["local"].as_str(), t["baseline"]["registry"].as_str()), (Some("present"), Some("missing")));
+    assert_eq!(
+        (
+            t["human"]["local"].as_str(),
+            t["human"]["registry"].as_str()
+        ),
+        (Some("present"), Some("present"))
+    );
+    assert!(
+        t["human"]["digest"]
+            .as_str()
+            .unwrap()
+            .starts_with("sha256:")
+    );
+    assert_eq!(
+        (
+            t["baseline"]["local"].as_str(),
+            t["baseline"]["registry"].as_str()
+        ),
+        (Some("present"), Some("missing"))
+    );
     assert_eq!(t["human"]["last_build"]["status"], "success");
     assert_eq!(t["candidates"][0]["name"], "fast");
     assert_eq!(t["candidates"][0]["local"], "missing");
@@ -67,15 +117,20 @@ fn status_says_where_each_image_is_and_counts_them() {
     assert_eq!(summary["baselines_existing"], 1);
     assert_eq!(summary["baselines_missing"], 1);
     assert_eq!(summary["humans_existing"], 1);
-    assert_eq!(summary["candidates_missing"], 2, "the patch file is a candidate of both tasks");
+    assert_eq!(
+        summary["candidates_missing"], 2,
+        "the patch file is a candidate of both tasks"
+    );
     assert_eq!(summary["permanently_failed"], 1);
 
     // The store's images table holds the checks.
     let conn = rusqlite::Connection::open(toy.dir.join(".perfarena/perfarena.db")).unwrap();
     let (local, registry): (String, String) = conn
-        .query_row("SELECT local, registry FROM images WHERE image_ref = ?1", [toy.baseline_image(PREFIX_CACHE)], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
+        .query_row(
+            "SELECT local, registry FROM images WHERE image_ref = ?1",
+            [toy.baseline_image(PREFIX_CACHE)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
     assert_eq!((local.as_str(), registry.as_str()), ("present", "missing"));
 
@@ -84,10 +139,21 @@ fn status_says_where_each_image_is_and_counts_them() {
     for t in report["tasks"].as_array().unwrap() {
         assert_eq!(t["human"]["registry"], "unknown", "{t:#}");
         assert_eq!(t["baseline"]["registry"], "unknown", "{t:#}");
-        assert!(t["human"]["registry_reason"].as_str().unwrap().contains("127.0.0.1:9"));
+        assert!(
+            t["human"]["registry_reason"]
+                .as_str()
+                .unwrap()
+                .contains("127.0.0.1:9")
+        );
     }
     let summary = &report["summary"];
-    assert_eq!((summary["baselines_missing"].as_u64(), summary["humans_missing"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (
+            summary["baselines_missing"].as_u64(),
+            summary["humans_missing"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
 
     // The table: the teams' columns and the executive summary.
     let out = toy.perfarena(&["images", "status"]);

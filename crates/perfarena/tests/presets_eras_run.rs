@@ -33,16 +33,37 @@ client = "echo era-client; python3 benchmarks/benchmark_serving.py --model {mode
     );
     std::fs::write(&suite_path, suite).unwrap();
     let out = common::perfarena(&dir, &["run", "--repeats", "1", "--seed", "1"]);
-    assert!(out.status.success(), "{}\n{}", common::stdout(&out), common::stderr(&out));
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        common::stdout(&out),
+        common::stderr(&out)
+    );
 
     let store = Store::open_existing(&dir.join(".perfarena")).unwrap();
     let attempts = store.attempts(&AttemptFilter::default()).unwrap();
     assert!(attempts.len() >= 2, "baseline and human at least");
     for attempt in &attempts {
-        assert_eq!(attempt.metadata["era"], "toy-harness", "{:?}", attempt.metadata);
-        assert_eq!(attempt.metadata["era_reason"], "benchmarks/benchmark_serving.py exists");
-        let log_dir = dir.join(".perfarena").join(attempt.log_dir.as_ref().unwrap());
-        let logs: String = std::fs::read_dir(&log_dir).unwrap().filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok()).collect();
-        assert!(logs.contains("era-client"), "the era's client ran for {}: {logs}", attempt.variant);
+        assert_eq!(
+            attempt.metadata["era"], "toy-harness",
+            "{:?}",
+            attempt.metadata
+        );
+        assert_eq!(
+            attempt.metadata["era_reason"],
+            "benchmarks/benchmark_serving.py exists"
+        );
+        let log_dir = dir
+            .join(".perfarena")
+            .join(attempt.log_dir.as_ref().unwrap());
+        let logs: String = std::fs::read_dir(&log_dir)
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.unwrap().path()).ok())
+            .collect();
+        assert!(
+            logs.contains("era-client"),
+            "the era's client ran for {}: {logs}",
+            attempt.variant
+        );
     }
 }

@@ -25,7 +25,11 @@ fn git(dir: &Path, date: &str, args: &[&str]) -> String {
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -62,15 +66,31 @@ fn vllm_like_history(repo: &Path) -> Vec<String> {
     write(repo, "requirements.txt", "torch==2.1.2\n");
     write(repo, "vllm/__init__.py", "");
     write(repo, "vllm/engine.py", "BLOCK = 16\n");
-    write(repo, "benchmarks/benchmark_serving.py", "# --dataset sharegpt.json\n");
+    write(
+        repo,
+        "benchmarks/benchmark_serving.py",
+        "# --dataset sharegpt.json\n",
+    );
     write(repo, "benchmarks/benchmark_latency.py", "# Avg latency\n");
     commit(repo, "2024-03-01T12:00:00Z", "initial layout");
-    write(repo, "csrc/attention.cu", "// paged attention v2: fewer syncs\n");
-    let t1 = commit(repo, "2024-03-05T12:00:00Z", "[Kernel] faster paged attention");
+    write(
+        repo,
+        "csrc/attention.cu",
+        "// paged attention v2: fewer syncs\n",
+    );
+    let t1 = commit(
+        repo,
+        "2024-03-05T12:00:00Z",
+        "[Kernel] faster paged attention",
+    );
 
     // 2024-08: `vllm serve` (vllm/scripts.py), random dataset in the script.
     write(repo, "vllm/scripts.py", "# vllm serve\n");
-    write(repo, "benchmarks/benchmark_serving.py", "# --dataset-name random\n");
+    write(
+        repo,
+        "benchmarks/benchmark_serving.py",
+        "# --dataset-name random\n",
+    );
     commit(repo, "2024-08-01T12:00:00Z", "add the vllm CLI");
     write(repo, "vllm/engine.py", "BLOCK = 32\n");
     let t2 = commit(repo, "2024-08-10T12:00:00Z", "[Perf] bigger blocks");
@@ -81,18 +101,38 @@ fn vllm_like_history(repo: &Path) -> Vec<String> {
     remove(repo, "requirements.txt");
     write(repo, "requirements/cuda.txt", "torch==2.6.0\n");
     remove(repo, "vllm/scripts.py");
-    write(repo, "vllm/entrypoints/cli/main.py", "# vllm serve / vllm bench\n");
+    write(
+        repo,
+        "vllm/entrypoints/cli/main.py",
+        "# vllm serve / vllm bench\n",
+    );
     write(repo, "vllm/benchmarks/serve.py", "# vllm bench serve\n");
     write(repo, "vllm/benchmarks/latency.py", "# vllm bench latency\n");
-    commit(repo, "2025-04-10T12:00:00Z", "move Dockerfiles to docker/, benchmarks into vllm/");
+    commit(
+        repo,
+        "2025-04-10T12:00:00Z",
+        "move Dockerfiles to docker/, benchmarks into vllm/",
+    );
     write(repo, "vllm/engine.py", "BLOCK = 32\nPREFIX_CACHE = True\n");
-    let t3 = commit(repo, "2025-04-20T12:00:00Z", "[Perf] prefix caching by default");
+    let t3 = commit(
+        repo,
+        "2025-04-20T12:00:00Z",
+        "[Perf] prefix caching by default",
+    );
 
     // 2025-09: the old serving script is retired.
     remove(repo, "benchmarks/benchmark_serving.py");
-    commit(repo, "2025-09-01T12:00:00Z", "retire benchmarks/benchmark_serving.py");
+    commit(
+        repo,
+        "2025-09-01T12:00:00Z",
+        "retire benchmarks/benchmark_serving.py",
+    );
     write(repo, "csrc/attention.cu", "// paged attention v3\n");
-    let t4 = commit(repo, "2025-09-05T12:00:00Z", "[Kernel] latency of small batches");
+    let t4 = commit(
+        repo,
+        "2025-09-05T12:00:00Z",
+        "[Kernel] latency of small batches",
+    );
     vec![t1, t2, t3, t4]
 }
 
@@ -108,7 +148,10 @@ fn the_dry_run_shows_per_task_build_args_dockerfile_and_commands_by_era() {
     let mut suite = std::fs::read_to_string(project.join("perfarena.toml")).unwrap();
     suite = suite.replace(
         "[build.overrides]\n",
-        &format!("[build.overrides.\"{}\"]\nmax_jobs = 4\nargs = {{ CUDA_VERSION = \"11.8.0\" }}\n", &tasks[0][..10]),
+        &format!(
+            "[build.overrides.\"{}\"]\nmax_jobs = 4\nargs = {{ CUDA_VERSION = \"11.8.0\" }}\n",
+            &tasks[0][..10]
+        ),
     );
     std::fs::write(project.join("perfarena.toml"), suite).unwrap();
 
@@ -126,38 +169,88 @@ fn the_dry_run_shows_per_task_build_args_dockerfile_and_commands_by_era() {
     assert!(import.status.success(), "{}", common::stderr(&import));
 
     // A candidate for the python-only task, one for a kernel task.
-    let py_patch =
-        "diff --git a/vllm/engine.py b/vllm/engine.py\n--- a/vllm/engine.py\n+++ b/vllm/engine.py\n@@ -1 +1 @@\n-BLOCK = 16\n+BLOCK = 64\n";
+    let py_patch = "diff --git a/vllm/engine.py b/vllm/engine.py\n--- a/vllm/engine.py\n+++ b/vllm/engine.py\n@@ -1 +1 @@\n-BLOCK = 16\n+BLOCK = 64\n";
     std::fs::create_dir_all(project.join("agent")).unwrap();
-    std::fs::write(project.join("agent").join(format!("{}.patch", &tasks[1][..12])), py_patch).unwrap();
+    std::fs::write(
+        project
+            .join("agent")
+            .join(format!("{}.patch", &tasks[1][..12])),
+        py_patch,
+    )
+    .unwrap();
     let cu_patch = "diff --git a/csrc/attention.cu b/csrc/attention.cu\n--- a/csrc/attention.cu\n+++ b/csrc/attention.cu\n@@ -1 +1 @@\n-// paged attention v2: fewer syncs\n+// paged attention v2: no syncs\n";
-    std::fs::write(project.join("agent").join(format!("{}.patch", &tasks[3][..12])), cu_patch).unwrap();
+    std::fs::write(
+        project
+            .join("agent")
+            .join(format!("{}.patch", &tasks[3][..12])),
+        cu_patch,
+    )
+    .unwrap();
 
     let candidates = format!("agent={}", project.join("agent").display());
-    let out = common::perfarena(&project, &["images", "build", "--all", "--dry-run", "--no-push", "--candidates", &candidates]);
+    let out = common::perfarena(
+        &project,
+        &[
+            "images",
+            "build",
+            "--all",
+            "--dry-run",
+            "--no-push",
+            "--candidates",
+            &candidates,
+        ],
+    );
     let stdout = common::stdout(&out);
     assert!(out.status.success(), "{}\n{stdout}", common::stderr(&out));
 
     // What the snapshot shows, asserted outright.
     let section = |task: &str| -> String {
-        let commands = &stdout[stdout.find("benchmark commands per task").expect("the commands section")..];
-        let start = commands.find(&format!("  task {}", &task[..12])).expect("a section per task");
-        commands[start..].lines().take(5).collect::<Vec<_>>().join("\n")
+        let commands = &stdout[stdout
+            .find("benchmark commands per task")
+            .expect("the commands section")..];
+        let start = commands
+            .find(&format!("  task {}", &task[..12]))
+            .expect("a section per task");
+        commands[start..]
+            .lines()
+            .take(5)
+            .collect::<Vec<_>>()
+            .join("\n")
     };
     assert!(
         section(&tasks[0]).contains("era sharegpt")
-            && section(&tasks[0]).contains("python3 -m vllm.entrypoints.openai.api_server --model meta-llama/Llama-2-7b-hf"),
+            && section(&tasks[0]).contains(
+                "python3 -m vllm.entrypoints.openai.api_server --model meta-llama/Llama-2-7b-hf"
+            ),
         "{stdout}"
     );
     assert!(
-        section(&tasks[1]).contains("era serve-scripts") && section(&tasks[1]).contains("vllm serve Qwen/Qwen2-7B-Instruct"),
+        section(&tasks[1]).contains("era serve-scripts")
+            && section(&tasks[1]).contains("vllm serve Qwen/Qwen2-7B-Instruct"),
         "{stdout}"
     );
-    assert!(section(&tasks[2]).contains("era bench-cli") && section(&tasks[2]).contains("vllm bench serve"), "{stdout}");
-    assert!(section(&tasks[3]).contains("era latency-cli") && section(&tasks[3]).contains("(none: the client runs alone)"), "{stdout}");
-    assert!(stdout.contains("Dockerfile docker/Dockerfile") && stdout.contains("Dockerfile Dockerfile"), "{stdout}");
-    assert!(stdout.contains("CUDA_VERSION=11.8.0") && stdout.contains("max_jobs=4"), "the override of the first task: {stdout}");
-    assert!(stdout.contains("torch_cuda_arch_list=9.0 vllm_fa_cmake_gpu_arches=90-real"), "{stdout}");
+    assert!(
+        section(&tasks[2]).contains("era bench-cli")
+            && section(&tasks[2]).contains("vllm bench serve"),
+        "{stdout}"
+    );
+    assert!(
+        section(&tasks[3]).contains("era latency-cli")
+            && section(&tasks[3]).contains("(none: the client runs alone)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Dockerfile docker/Dockerfile") && stdout.contains("Dockerfile Dockerfile"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("CUDA_VERSION=11.8.0") && stdout.contains("max_jobs=4"),
+        "the override of the first task: {stdout}"
+    );
+    assert!(
+        stdout.contains("torch_cuda_arch_list=9.0 vllm_fa_cmake_gpu_arches=90-real"),
+        "{stdout}"
+    );
 
     let redacted = stdout.replace(&project.display().to_string(), "[project]");
     insta::assert_snapshot!("vllm_dry_run", redacted);

@@ -24,40 +24,86 @@ fn the_presets_parse_and_hold_what_their_docs_promise() {
         let suite = parse(text, name);
         suite.require_runnable().unwrap();
         assert_eq!(suite.images.human, "{registry}/{repo}:{commit}", "{name}");
-        assert_eq!(suite.images.baseline, "{registry}/{repo}:baseline-{parent:12}", "{name}");
+        assert_eq!(
+            suite.images.baseline, "{registry}/{repo}:baseline-{parent:12}",
+            "{name}"
+        );
         for arg in ["max_jobs", "nvcc_threads", "torch_cuda_arch_list"] {
-            assert!(suite.build.args.contains_key(arg), "{name}: build.args.{arg}");
+            assert!(
+                suite.build.args.contains_key(arg),
+                "{name}: build.args.{arg}"
+            );
         }
         assert_eq!(suite.build.args["torch_cuda_arch_list"], "9.0");
-        assert!(suite.build.min_max_jobs >= 1 && suite.build.timeout_s >= 7200, "{name}");
-        assert!(!suite.build.rebuild_globs.is_empty() && !suite.build.rebuild_command.trim().is_empty(), "{name}");
+        assert!(
+            suite.build.min_max_jobs >= 1 && suite.build.timeout_s >= 7200,
+            "{name}"
+        );
+        assert!(
+            !suite.build.rebuild_globs.is_empty() && !suite.build.rebuild_command.trim().is_empty(),
+            "{name}"
+        );
         // The step becomes one RUN instruction of the candidate's Dockerfile.
-        assert!(!suite.build.rebuild_command.trim().contains('\n'), "{name}: rebuild_command on one line");
-        assert_eq!(suite.bench.readiness.url, "http://127.0.0.1:{port}/health", "{name}");
+        assert!(
+            !suite.build.rebuild_command.trim().contains('\n'),
+            "{name}: rebuild_command on one line"
+        );
+        assert_eq!(
+            suite.bench.readiness.url, "http://127.0.0.1:{port}/health",
+            "{name}"
+        );
         assert_eq!(suite.bench.readiness.timeout_s, 300, "{name}");
         assert!(suite.bench.timeout_s >= 900, "{name}");
-        assert_eq!(suite.docker.gpus, perfarena_core::suite_docker::GpuRequest::Word("all".into()), "{name}");
+        assert_eq!(
+            suite.docker.gpus,
+            perfarena_core::suite_docker::GpuRequest::Word("all".into()),
+            "{name}"
+        );
         assert!(!suite.docker.shm_size.is_empty(), "{name}");
-        assert!(suite.docker.mounts.iter().all(|m| m.ends_with(":/models")), "{name}: a read-only model cache");
+        assert!(
+            suite.docker.mounts.iter().all(|m| m.ends_with(":/models")),
+            "{name}: a read-only model cache"
+        );
         assert!(suite.secrets.vars.contains_key("HF_TOKEN"), "{name}");
-        assert!(!suite.secrets.allow.iter().any(|k| k == "candidate"), "{name}: never a secret for candidates");
+        assert!(
+            !suite.secrets.allow.iter().any(|k| k == "candidate"),
+            "{name}: never a secret for candidates"
+        );
         assert_eq!(suite.docker.network.candidate, "none", "{name}");
-        assert!(suite.triage.rules.len() >= 3, "{name}: project-specific triage rules");
+        assert!(
+            suite.triage.rules.len() >= 3,
+            "{name}: project-specific triage rules"
+        );
         // Every era can be told apart in the store.
         let names: BTreeSet<&str> = suite.bench.eras.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(names.len(), suite.bench.eras.len());
     }
     let vllm = parse(VLLM, "vllm");
-    for glob in ["csrc/**", "CMakeLists.txt", "cmake/**", "setup.py", "pyproject.toml", "requirements*.txt"] {
-        assert!(vllm.build.rebuild_globs.iter().any(|g| g == glob), "vllm rebuild_globs lacks {glob}");
+    for glob in [
+        "csrc/**",
+        "CMakeLists.txt",
+        "cmake/**",
+        "setup.py",
+        "pyproject.toml",
+        "requirements*.txt",
+    ] {
+        assert!(
+            vllm.build.rebuild_globs.iter().any(|g| g == glob),
+            "vllm rebuild_globs lacks {glob}"
+        );
     }
 }
 
 #[test]
 fn a_preset_with_a_typo_is_refused_by_path() {
     let broken = VLLM.replace("shm_size = \"16g\"", "shm-size = \"16g\"");
-    let err = Suite::from_toml_str(&broken, "perfarena.toml").unwrap_err().to_string();
-    assert!(err.contains("docker") && err.contains("unknown field"), "{err}");
+    let err = Suite::from_toml_str(&broken, "perfarena.toml")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("docker") && err.contains("unknown field"),
+        "{err}"
+    );
 }
 
 /// A point in a project's history: the files at the task's parent, its date and kind.
@@ -73,10 +119,20 @@ fn table(suite: &Suite, history: &[Point]) -> String {
     for point in history {
         let present: BTreeSet<&str> = point.files.iter().copied().collect();
         let exists = |path: &str| present.contains(path);
-        let facts = Facts { exists: &exists, date: point.date.map(str::to_string), kind: point.kind };
+        let facts = Facts {
+            exists: &exists,
+            date: point.date.map(str::to_string),
+            kind: point.kind,
+        };
         let chosen = eras::commands(&suite.bench, &facts);
         let dockerfile = eras::dockerfile(&suite.bench.eras, &suite.build.dockerfile, &facts);
-        let _ = writeln!(out, "{} [{} {}]", point.label, point.date.unwrap_or("no date"), point.kind.as_str());
+        let _ = writeln!(
+            out,
+            "{} [{} {}]",
+            point.label,
+            point.date.unwrap_or("no date"),
+            point.kind.as_str()
+        );
         let _ = writeln!(
             out,
             "  era:        {} ({})",
@@ -84,7 +140,15 @@ fn table(suite: &Suite, history: &[Point]) -> String {
             chosen.reason.as_deref().unwrap_or("plain [bench]")
         );
         let _ = writeln!(out, "  dockerfile: {dockerfile}");
-        let _ = writeln!(out, "  server:     {}", if chosen.server.is_empty() { "(none)" } else { &chosen.server });
+        let _ = writeln!(
+            out,
+            "  server:     {}",
+            if chosen.server.is_empty() {
+                "(none)"
+            } else {
+                &chosen.server
+            }
+        );
         let _ = writeln!(out, "  client:     {}", chosen.client);
         let _ = writeln!(out, "  ready:      {}", chosen.readiness_url);
     }
@@ -97,7 +161,12 @@ fn vllm_eras_over_a_synthetic_history() {
     let history = [
         Point {
             label: "2024-03 module server, ShareGPT client",
-            files: &["Dockerfile", "setup.py", "csrc/ops.h", "benchmarks/benchmark_serving.py"],
+            files: &[
+                "Dockerfile",
+                "setup.py",
+                "csrc/ops.h",
+                "benchmarks/benchmark_serving.py",
+            ],
             date: Some("2024-03-10"),
             kind: Serving,
         },
@@ -109,31 +178,52 @@ fn vllm_eras_over_a_synthetic_history() {
         },
         Point {
             label: "2024-09 vllm serve (scripts.py)",
-            files: &["Dockerfile", "vllm/scripts.py", "benchmarks/benchmark_serving.py"],
+            files: &[
+                "Dockerfile",
+                "vllm/scripts.py",
+                "benchmarks/benchmark_serving.py",
+            ],
             date: Some("2024-09-01"),
             kind: Serving,
         },
         Point {
             label: "2025-02 vllm serve (cli package)",
-            files: &["Dockerfile", "vllm/entrypoints/cli/main.py", "benchmarks/benchmark_serving.py"],
+            files: &[
+                "Dockerfile",
+                "vllm/entrypoints/cli/main.py",
+                "benchmarks/benchmark_serving.py",
+            ],
             date: Some("2025-02-01"),
             kind: Serving,
         },
         Point {
             label: "2025-05 docker/ and vllm bench serve",
-            files: &["docker/Dockerfile", "vllm/entrypoints/cli/main.py", "vllm/benchmarks/serve.py", "benchmarks/benchmark_serving.py"],
+            files: &[
+                "docker/Dockerfile",
+                "vllm/entrypoints/cli/main.py",
+                "vllm/benchmarks/serve.py",
+                "benchmarks/benchmark_serving.py",
+            ],
             date: Some("2025-05-01"),
             kind: Serving,
         },
         Point {
             label: "2025-10 benchmark_serving.py retired",
-            files: &["docker/Dockerfile", "vllm/entrypoints/cli/main.py", "vllm/benchmarks/serve.py"],
+            files: &[
+                "docker/Dockerfile",
+                "vllm/entrypoints/cli/main.py",
+                "vllm/benchmarks/serve.py",
+            ],
             date: None,
             kind: Serving,
         },
         Point {
             label: "2024-09 standalone latency",
-            files: &["Dockerfile", "vllm/scripts.py", "benchmarks/benchmark_latency.py"],
+            files: &[
+                "Dockerfile",
+                "vllm/scripts.py",
+                "benchmarks/benchmark_latency.py",
+            ],
             date: Some("2024-09-01"),
             kind: Latency,
         },
@@ -165,19 +255,30 @@ fn sglang_eras_over_a_synthetic_history() {
     let history = [
         Point {
             label: "2024-05 benchmark script",
-            files: &["docker/Dockerfile", "benchmark/latency_throughput/bench_throughput.py"],
+            files: &[
+                "docker/Dockerfile",
+                "benchmark/latency_throughput/bench_throughput.py",
+            ],
             date: Some("2024-05-01"),
             kind: Serving,
         },
         Point {
             label: "2024-09 bench_serving in the package",
-            files: &["docker/Dockerfile", "python/sglang/bench_serving.py", "python/sglang/bench_latency.py"],
+            files: &[
+                "docker/Dockerfile",
+                "python/sglang/bench_serving.py",
+                "python/sglang/bench_latency.py",
+            ],
             date: Some("2024-09-01"),
             kind: Serving,
         },
         Point {
             label: "2024-09 old script still there",
-            files: &["docker/Dockerfile", "python/sglang/bench_serving.py", "benchmark/latency_throughput/bench_throughput.py"],
+            files: &[
+                "docker/Dockerfile",
+                "python/sglang/bench_serving.py",
+                "benchmark/latency_throughput/bench_throughput.py",
+            ],
             date: Some("2024-09-01"),
             kind: Serving,
         },
@@ -195,7 +296,10 @@ fn sglang_eras_over_a_synthetic_history() {
         },
         Point {
             label: "2025-03 offline throughput",
-            files: &["docker/Dockerfile", "python/sglang/bench_offline_throughput.py"],
+            files: &[
+                "docker/Dockerfile",
+                "python/sglang/bench_offline_throughput.py",
+            ],
             date: Some("2025-03-01"),
             kind: Throughput,
         },
@@ -211,13 +315,28 @@ fn init_writes_each_preset_and_keeps_an_existing_file() {
         std::fs::create_dir_all(&dir).unwrap();
         let out = common::perfarena(&dir, &["init", "--preset", preset]);
         assert!(out.status.success(), "{}", common::stderr(&out));
-        assert!(common::stdout(&out).contains("docs/presets.md"), "{}", common::stdout(&out));
-        assert_eq!(std::fs::read_to_string(dir.join("perfarena.toml")).unwrap(), text);
+        assert!(
+            common::stdout(&out).contains("docs/presets.md"),
+            "{}",
+            common::stdout(&out)
+        );
+        assert_eq!(
+            std::fs::read_to_string(dir.join("perfarena.toml")).unwrap(),
+            text
+        );
         let again = common::perfarena(&dir, &["init", "--preset", preset]);
-        assert!(!again.status.success() && common::stderr(&again).contains("--force"), "{}", common::stderr(&again));
+        assert!(
+            !again.status.success() && common::stderr(&again).contains("--force"),
+            "{}",
+            common::stderr(&again)
+        );
         // The written file is what later commands read.
         let list = common::perfarena(&dir, &["tasks", "list"]);
-        assert!(!common::stderr(&list).contains("perfarena.toml:"), "{}", common::stderr(&list));
+        assert!(
+            !common::stderr(&list).contains("perfarena.toml:"),
+            "{}",
+            common::stderr(&list)
+        );
     }
     let out = common::perfarena(tmp.path(), &["init", "--preset", "tgi"]);
     assert!(!out.status.success());

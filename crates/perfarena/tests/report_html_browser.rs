@@ -237,7 +237,10 @@ fn html_report_renders_in_chromium() {
     );
     // A blank page of this size compresses to a few KiB; the report's text and charts do not.
     let bytes = std::fs::metadata(&png).unwrap().len();
-    assert!(bytes > 100_000, "the screenshot looks blank ({bytes} bytes)");
+    assert!(
+        bytes > 100_000,
+        "the screenshot looks blank ({bytes} bytes)"
+    );
     std::fs::copy(&page, shots.join("report.html")).unwrap();
     eprintln!("screenshot: {}", png.display());
 }

@@ -41,7 +41,9 @@ fn slurm_ready() -> bool {
         Err(e) => format!("cannot run sinfo: {e}"),
     };
     assert!(
-        ["idle", "mixed", "allocated", "completing"].iter().any(|s| answer.contains(s)),
+        ["idle", "mixed", "allocated", "completing"]
+            .iter()
+            .any(|s| answer.contains(s)),
         "slurm does not answer with a usable node ({answer:?}): run `eval \"$(bash scripts/slurm-env.sh up)\"` (or set PERFARENA_SKIP_SLURM=1)"
     );
     true
@@ -95,17 +97,27 @@ fn set_in_table(dir: &Path, header: &str, key: &str, value: &str) {
 const FAST_SLURM: &str = "[slurm]\npoll_interval_ms = 200\n";
 
 fn unique_run_id(name: &str) -> String {
-    format!("{name}-{}-{:x}", std::process::id(), Instant::now().elapsed().as_nanos() ^ rand_bits())
+    format!(
+        "{name}-{}-{:x}",
+        std::process::id(),
+        Instant::now().elapsed().as_nanos() ^ rand_bits()
+    )
 }
 
 fn rand_bits() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0) & 0xffff_ffff
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        & 0xffff_ffff
 }
 
 /// The recorded attempts, read from the store: `variant`, `status`, `exit_code`, `message`.
 fn attempts(dir: &Path) -> Vec<serde_json::Value> {
     let conn = rusqlite::Connection::open(dir.join(".perfarena/perfarena.db")).expect("store");
-    let mut stmt = conn.prepare("SELECT variant, status, exit_code, message FROM attempts ORDER BY id").unwrap();
+    let mut stmt = conn
+        .prepare("SELECT variant, status, exit_code, message FROM attempts ORDER BY id")
+        .unwrap();
     stmt.query_map([], |r| {
         Ok(serde_json::json!({
             "variant": r.get::<_, String>(0)?,
@@ -123,7 +135,12 @@ fn attempts(dir: &Path) -> Vec<serde_json::Value> {
 fn recorded_jobs(dir: &Path, run_id: &str) -> Vec<(String, String)> {
     let conn = rusqlite::Connection::open(dir.join(".perfarena/perfarena.db")).expect("store");
     let mut stmt = conn.prepare("SELECT job_id, state FROM jobs WHERE run_id = ?1 AND backend = 'slurm' ORDER BY job_id").unwrap();
-    stmt.query_map([run_id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))).unwrap().map(|r| r.unwrap()).collect()
+    stmt.query_map([run_id], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })
+    .unwrap()
+    .map(|r| r.unwrap())
+    .collect()
 }
 
 /// Every `round-N` attempt directory of a run.
@@ -131,7 +148,9 @@ fn attempt_dirs(dir: &Path, run_id: &str) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let mut stack = vec![dir.join(".perfarena/runs").join(run_id)];
     while let Some(path) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&path) else { continue };
+        let Ok(entries) = std::fs::read_dir(&path) else {
+            continue;
+        };
         for entry in entries.flatten() {
             let p = entry.path();
             let name = p.file_name().unwrap().to_string_lossy().to_string();
@@ -148,13 +167,19 @@ fn attempt_dirs(dir: &Path, run_id: &str) -> Vec<PathBuf> {
 
 /// Our run's jobs still in the queue: `(job id, state)`.
 fn queued_jobs(run_id: &str) -> Vec<(String, String)> {
-    let out = Command::new("squeue").args(["-h", "-o", "%A|%T|%k"]).output().expect("squeue runs");
+    let out = Command::new("squeue")
+        .args(["-h", "-o", "%A|%T|%k"])
+        .output()
+        .expect("squeue runs");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| l.contains(&format!("perfarena.run={run_id};")))
         .map(|l| {
             let mut parts = l.split('|');
-            (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string())
+            (
+                parts.next().unwrap_or("").to_string(),
+                parts.next().unwrap_or("").to_string(),
+            )
         })
         .collect()
 }
@@ -162,19 +187,34 @@ fn queued_jobs(run_id: &str) -> Vec<(String, String)> {
 fn wait_for_running_job(run_id: &str, child: &mut std::process::Child, limit: Duration) -> String {
     let deadline = Instant::now() + limit;
     loop {
-        if let Some((id, _)) = queued_jobs(run_id).into_iter().find(|(_, state)| state == "RUNNING") {
+        if let Some((id, _)) = queued_jobs(run_id)
+            .into_iter()
+            .find(|(_, state)| state == "RUNNING")
+        {
             return id;
         }
-        assert!(child.try_wait().unwrap().is_none(), "perfarena ended before its job ran");
-        assert!(Instant::now() < deadline, "no job of run {run_id} started within {limit:?}");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "perfarena ended before its job ran"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no job of run {run_id} started within {limit:?}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 fn scontrol_state(job_id: &str) -> String {
-    let out = Command::new("scontrol").args(["show", "job", job_id]).output().unwrap();
+    let out = Command::new("scontrol")
+        .args(["show", "job", job_id])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    text.split_whitespace().find_map(|w| w.strip_prefix("JobState=")).unwrap_or("").to_string()
+    text.split_whitespace()
+        .find_map(|w| w.strip_prefix("JobState="))
+        .unwrap_or("")
+        .to_string()
 }
 
 #[test]
@@ -185,18 +225,41 @@ fn toy_example_runs_as_slurm_jobs_with_the_plain_launcher() {
     let (_tmp, dir) = toy_project();
     add_to_suite(&dir, FAST_SLURM);
     let run_id = unique_run_id("plain");
-    let candidates: Vec<String> =
-        toy_candidates(&dir).into_iter().filter(|c| c.starts_with("fast=") || c.starts_with("crash=") || c.starts_with("stale=")).collect();
-    let mut args =
-        vec!["run".to_string(), "--backend".into(), "slurm".into(), "--repeats".into(), "1".into(), "--run-id".into(), run_id.clone(), "--candidates".into()];
+    let candidates: Vec<String> = toy_candidates(&dir)
+        .into_iter()
+        .filter(|c| c.starts_with("fast=") || c.starts_with("crash=") || c.starts_with("stale="))
+        .collect();
+    let mut args = vec![
+        "run".to_string(),
+        "--backend".into(),
+        "slurm".into(),
+        "--repeats".into(),
+        "1".into(),
+        "--run-id".into(),
+        run_id.clone(),
+        "--candidates".into(),
+    ];
     args.extend(candidates);
     let started = Instant::now();
     let out = bin().arg("-C").arg(&dir).args(&args).output().unwrap();
-    assert!(out.status.success(), "run failed: {}\n{}", stdout(&out), stderr(&out));
-    eprintln!("toy run through slurm took {:.1}s", started.elapsed().as_secs_f64());
+    assert!(
+        out.status.success(),
+        "run failed: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    eprintln!(
+        "toy run through slurm took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
 
     let rows = attempts(&dir);
-    let status_of = |variant: &str| rows.iter().find(|r| r["variant"] == variant).map(|r| r["status"].as_str().unwrap_or("").to_string()).unwrap_or_default();
+    let status_of = |variant: &str| {
+        rows.iter()
+            .find(|r| r["variant"] == variant)
+            .map(|r| r["status"].as_str().unwrap_or("").to_string())
+            .unwrap_or_default()
+    };
     assert_eq!(status_of("baseline"), "ok", "{rows:#?}");
     assert_eq!(status_of("human"), "ok", "{rows:#?}");
     assert_eq!(status_of("candidate:fast"), "ok", "{rows:#?}");
@@ -208,9 +271,16 @@ fn toy_example_runs_as_slurm_jobs_with_the_plain_launcher() {
     assert_eq!(dirs.len(), 4, "{dirs:?}");
     let mut job_ids = Vec::new();
     for attempt in &dirs {
-        let script = std::fs::read_to_string(attempt.join("job.sh")).expect("job.sh kept in the attempt dir");
-        assert!(script.starts_with("#!/bin/sh\n") && script.contains("#SBATCH --job-name=pa-"), "{script}");
-        let job_id = std::fs::read_to_string(attempt.join("job.id")).expect("job.id").trim().to_string();
+        let script = std::fs::read_to_string(attempt.join("job.sh"))
+            .expect("job.sh kept in the attempt dir");
+        assert!(
+            script.starts_with("#!/bin/sh\n") && script.contains("#SBATCH --job-name=pa-"),
+            "{script}"
+        );
+        let job_id = std::fs::read_to_string(attempt.join("job.id"))
+            .expect("job.id")
+            .trim()
+            .to_string();
         assert!(!job_id.is_empty());
         job_ids.push(job_id);
         let status = std::fs::read_to_string(attempt.join("status")).expect("status file ingested");
@@ -221,15 +291,31 @@ fn toy_example_runs_as_slurm_jobs_with_the_plain_launcher() {
     job_ids.dedup();
     assert_eq!(job_ids.len(), 4, "one job per attempt: {job_ids:?}");
     let recorded = recorded_jobs(&dir, &run_id);
-    assert!(recorded.iter().all(|(_, state)| state == "ended:COMPLETED" || state == "ended:FAILED"), "{recorded:?}");
+    assert!(
+        recorded
+            .iter()
+            .all(|(_, state)| state == "ended:COMPLETED" || state == "ended:FAILED"),
+        "{recorded:?}"
+    );
     let mut recorded_ids: Vec<String> = recorded.into_iter().map(|(id, _)| id).collect();
     recorded_ids.sort();
     assert_eq!(recorded_ids, job_ids, "the jobs table holds every job id");
-    let ok = dirs.iter().find(|d| d.to_string_lossy().contains("/human/")).unwrap();
+    let ok = dirs
+        .iter()
+        .find(|d| d.to_string_lossy().contains("/human/"))
+        .unwrap();
     let client = std::fs::read_to_string(ok.join("client.log")).unwrap();
     assert!(client.contains("Output token throughput"), "{client}");
-    assert!(std::fs::read_to_string(ok.join("status")).unwrap().contains("result=ok"));
-    assert!(queued_jobs(&run_id).is_empty(), "jobs left in the queue: {:?}", queued_jobs(&run_id));
+    assert!(
+        std::fs::read_to_string(ok.join("status"))
+            .unwrap()
+            .contains("result=ok")
+    );
+    assert!(
+        queued_jobs(&run_id).is_empty(),
+        "jobs left in the queue: {:?}",
+        queued_jobs(&run_id)
+    );
 }
 
 #[test]
@@ -239,17 +325,42 @@ fn a_failing_client_is_a_crash_with_its_exit_code() {
     }
     let (_tmp, dir) = toy_project();
     add_to_suite(&dir, FAST_SLURM);
-    set_bench(&dir, "client", "\"python3 -c 'import sys; print(\\\"bad request\\\"); sys.exit(7)'\"");
+    set_bench(
+        &dir,
+        "client",
+        "\"python3 -c 'import sys; print(\\\"bad request\\\"); sys.exit(7)'\"",
+    );
     let run_id = unique_run_id("fail");
-    let out = bin().arg("-C").arg(&dir).args(["run", "--backend", "slurm", "--repeats", "1", "--run-id", &run_id]).output().unwrap();
-    assert!(out.status.success(), "run failed: {}\n{}", stdout(&out), stderr(&out));
+    let out = bin()
+        .arg("-C")
+        .arg(&dir)
+        .args([
+            "run",
+            "--backend",
+            "slurm",
+            "--repeats",
+            "1",
+            "--run-id",
+            &run_id,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "run failed: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let rows = attempts(&dir);
     assert_eq!(rows.len(), 2, "{rows:#?}");
     for row in &rows {
         assert_eq!(row["status"], "crashed", "{row:#}");
         assert_eq!(row["exit_code"], 7, "{row:#}");
         let message = row["message"].as_str().unwrap_or("");
-        assert!(message.contains("client exited with code 7") && message.contains("bad request"), "{message}");
+        assert!(
+            message.contains("client exited with code 7") && message.contains("bad request"),
+            "{message}"
+        );
     }
 }
 
@@ -260,21 +371,55 @@ fn a_job_past_its_slurm_time_limit_is_a_timeout() {
     }
     let (_tmp, dir) = toy_project();
     // One minute is Slurm's smallest limit; it checks limits about every 30 s.
-    add_to_suite(&dir, "[slurm]\npoll_interval_ms = 500\ntime_limit = \"1\"\n");
+    add_to_suite(
+        &dir,
+        "[slurm]\npoll_interval_ms = 500\ntime_limit = \"1\"\n",
+    );
     set_bench(&dir, "timeout_s", "900");
     // The baseline's client outlives the limit; the human's ends at once (no metrics).
-    set_bench(&dir, "client", "\"case {variant} in baseline) sleep 600 ;; *) echo no result ;; esac\"");
+    set_bench(
+        &dir,
+        "client",
+        "\"case {variant} in baseline) sleep 600 ;; *) echo no result ;; esac\"",
+    );
     let run_id = unique_run_id("timelimit");
     let started = Instant::now();
-    let out = bin().arg("-C").arg(&dir).args(["run", "--backend", "slurm", "--repeats", "1", "--run-id", &run_id]).output().unwrap();
-    assert!(out.status.success(), "run failed: {}\n{}", stdout(&out), stderr(&out));
-    eprintln!("time-limit run took {:.1}s", started.elapsed().as_secs_f64());
+    let out = bin()
+        .arg("-C")
+        .arg(&dir)
+        .args([
+            "run",
+            "--backend",
+            "slurm",
+            "--repeats",
+            "1",
+            "--run-id",
+            &run_id,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "run failed: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    eprintln!(
+        "time-limit run took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     let rows = attempts(&dir);
-    let baseline = rows.iter().find(|r| r["variant"] == "baseline").expect("baseline attempt");
+    let baseline = rows
+        .iter()
+        .find(|r| r["variant"] == "baseline")
+        .expect("baseline attempt");
     assert_eq!(baseline["status"], "timeout", "{baseline:#}");
     let message = baseline["message"].as_str().unwrap_or("");
     assert!(message.contains("slurm time limit (1)"), "{message}");
-    let human = rows.iter().find(|r| r["variant"] == "human").expect("human attempt");
+    let human = rows
+        .iter()
+        .find(|r| r["variant"] == "human")
+        .expect("human attempt");
     assert_eq!(human["status"], "no_metrics", "{human:#}");
 }
 
@@ -290,7 +435,15 @@ fn ctrl_c_cancels_the_running_job() {
     let mut child = bin()
         .arg("-C")
         .arg(&dir)
-        .args(["run", "--backend", "slurm", "--repeats", "1", "--run-id", &run_id])
+        .args([
+            "run",
+            "--backend",
+            "slurm",
+            "--repeats",
+            "1",
+            "--run-id",
+            &run_id,
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -300,12 +453,28 @@ fn ctrl_c_cancels_the_running_job() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let started = Instant::now();
     let out = child.wait_with_output().unwrap();
-    eprintln!("perfarena stopped {:.1}s after SIGINT", started.elapsed().as_secs_f64());
-    assert_eq!(out.status.code(), Some(130), "{}\n{}", stdout(&out), stderr(&out));
+    eprintln!(
+        "perfarena stopped {:.1}s after SIGINT",
+        started.elapsed().as_secs_f64()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
-    assert!(queued_jobs(&run_id).is_empty(), "jobs left in the queue: {:?}", queued_jobs(&run_id));
+    assert!(
+        queued_jobs(&run_id).is_empty(),
+        "jobs left in the queue: {:?}",
+        queued_jobs(&run_id)
+    );
     assert_eq!(scontrol_state(&job_id), "CANCELLED");
-    assert_eq!(recorded_jobs(&dir, &run_id), vec![(job_id.clone(), "cancelled".to_string())]);
+    assert_eq!(
+        recorded_jobs(&dir, &run_id),
+        vec![(job_id.clone(), "cancelled".to_string())]
+    );
     // Nothing half-written: no attempt was recorded for the cancelled job.
     assert!(attempts(&dir).is_empty());
 }
@@ -318,12 +487,24 @@ fn resume_reattaches_to_the_job_a_killed_run_left_running() {
     let (_tmp, dir) = toy_project();
     add_to_suite(&dir, FAST_SLURM);
     // A client slow enough to outlive its perfarena process.
-    set_bench(&dir, "client", "\"sleep 6 && python3 benchmarks/benchmark_serving.py --model {model} --port {port} --num-prompts 8 --concurrency 4\"");
+    set_bench(
+        &dir,
+        "client",
+        "\"sleep 6 && python3 benchmarks/benchmark_serving.py --model {model} --port {port} --num-prompts 8 --concurrency 4\"",
+    );
     let run_id = unique_run_id("resume");
     let mut child = bin()
         .arg("-C")
         .arg(&dir)
-        .args(["run", "--backend", "slurm", "--repeats", "1", "--run-id", &run_id])
+        .args([
+            "run",
+            "--backend",
+            "slurm",
+            "--repeats",
+            "1",
+            "--run-id",
+            &run_id,
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -331,17 +512,42 @@ fn resume_reattaches_to_the_job_a_killed_run_left_running() {
     let job_id = wait_for_running_job(&run_id, &mut child, Duration::from_secs(120));
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(queued_jobs(&run_id).first().map(|(id, _)| id.clone()), Some(job_id.clone()), "the job outlives its perfarena");
+    assert_eq!(
+        queued_jobs(&run_id).first().map(|(id, _)| id.clone()),
+        Some(job_id.clone()),
+        "the job outlives its perfarena"
+    );
 
-    let out = bin().arg("-C").arg(&dir).args(["run", "--resume", "--run-id", &run_id, "--backend", "slurm"]).output().unwrap();
-    assert!(out.status.success(), "resume failed: {}\n{}", stdout(&out), stderr(&out));
+    let out = bin()
+        .arg("-C")
+        .arg(&dir)
+        .args(["run", "--resume", "--run-id", &run_id, "--backend", "slurm"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "resume failed: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let text = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(text.contains(&format!("re-attached to slurm job {job_id}")), "{text}");
+    assert!(
+        text.contains(&format!("re-attached to slurm job {job_id}")),
+        "{text}"
+    );
     let rows = attempts(&dir);
     assert_eq!(rows.len(), 2, "{rows:#?}");
     assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:#?}");
     // The re-attached attempt holds the first job's logs; only one more job was submitted.
-    let ids: Vec<String> = attempt_dirs(&dir, &run_id).iter().map(|d| std::fs::read_to_string(d.join("job.id")).unwrap().trim().to_string()).collect();
+    let ids: Vec<String> = attempt_dirs(&dir, &run_id)
+        .iter()
+        .map(|d| {
+            std::fs::read_to_string(d.join("job.id"))
+                .unwrap()
+                .trim()
+                .to_string()
+        })
+        .collect();
     assert!(ids.contains(&job_id), "{ids:?} lacks {job_id}");
     assert_eq!(ids.len(), 2);
     assert_eq!(recorded_jobs(&dir, &run_id).len(), 2, "nothing resubmitted");
@@ -354,9 +560,20 @@ fn docker_ready() -> bool {
         eprintln!("PERFARENA_SKIP_DOCKER=1: skipping the docker launcher");
         return false;
     }
-    let info = Command::new("docker").arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status();
-    assert!(matches!(info, Ok(s) if s.success()), "the docker daemon does not answer: run `bash scripts/docker-env.sh up` (or set PERFARENA_SKIP_DOCKER=1)");
-    let image = Command::new("docker").args(["image", "inspect", "perfarena/toy-base:bookworm"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+    let info = Command::new("docker")
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        matches!(info, Ok(s) if s.success()),
+        "the docker daemon does not answer: run `bash scripts/docker-env.sh up` (or set PERFARENA_SKIP_DOCKER=1)"
+    );
+    let image = Command::new("docker")
+        .args(["image", "inspect", "perfarena/toy-base:bookworm"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
     assert!(
         matches!(image, Ok(s) if s.success()),
         "image perfarena/toy-base:bookworm is missing: run `bash scripts/docker-env.sh up` (or set PERFARENA_SKIP_DOCKER=1)"
@@ -375,18 +592,51 @@ fn toy_example_runs_with_the_docker_launcher() {
         "[slurm]\npoll_interval_ms = 200\nlauncher = \"docker\"\nimage = \"perfarena/toy-base:bookworm\"\nlauncher_args = [\"--pull\", \"never\"]\n",
     );
     let run_id = unique_run_id("docker");
-    let out = bin().arg("-C").arg(&dir).args(["run", "--backend", "slurm", "--repeats", "1", "--run-id", &run_id]).output().unwrap();
-    assert!(out.status.success(), "run failed: {}\n{}", stdout(&out), stderr(&out));
+    let out = bin()
+        .arg("-C")
+        .arg(&dir)
+        .args([
+            "run",
+            "--backend",
+            "slurm",
+            "--repeats",
+            "1",
+            "--run-id",
+            &run_id,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "run failed: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let rows = attempts(&dir);
     assert_eq!(rows.len(), 2, "{rows:#?}");
     assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:#?}");
     for attempt in attempt_dirs(&dir, &run_id) {
         let script = std::fs::read_to_string(attempt.join("job.sh")).unwrap();
-        assert!(script.contains("docker run --rm --init --network host") && script.contains("--label perfarena.run="), "{script}");
+        assert!(
+            script.contains("docker run --rm --init --network host")
+                && script.contains("--label perfarena.run="),
+            "{script}"
+        );
     }
     // The containers are gone with their jobs.
-    let left = Command::new("docker").args(["ps", "-aq", "--filter", &format!("label=perfarena.run={run_id}")]).output().unwrap();
-    assert!(String::from_utf8_lossy(&left.stdout).trim().is_empty(), "containers left behind");
+    let left = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=perfarena.run={run_id}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "containers left behind"
+    );
 }
 
 #[test]
@@ -399,21 +649,58 @@ fn images_build_runs_on_a_node_as_a_slurm_job() {
     // Image names of this test alone, removed at the end.
     let repo = format!("slurm-images-{}", std::process::id());
     set_in_table(&dir, "[images]", "repo", &format!("\"{repo}\""));
-    let out = bin().arg("-C").arg(&dir).args(["images", "build", "--all", "--no-push", "--backend", "slurm"]).output().unwrap();
-    let built = Command::new("docker").args(["images", "--format", "{{.Repository}}:{{.Tag}}"]).output().unwrap();
-    let refs: Vec<String> = String::from_utf8_lossy(&built.stdout).lines().filter(|l| l.contains(&format!("/{repo}:"))).map(str::to_string).collect();
+    let out = bin()
+        .arg("-C")
+        .arg(&dir)
+        .args([
+            "images",
+            "build",
+            "--all",
+            "--no-push",
+            "--backend",
+            "slurm",
+        ])
+        .output()
+        .unwrap();
+    let built = Command::new("docker")
+        .args(["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .output()
+        .unwrap();
+    let refs: Vec<String> = String::from_utf8_lossy(&built.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("/{repo}:")))
+        .map(str::to_string)
+        .collect();
     for image in &refs {
         let _ = Command::new("docker").args(["rmi", "-f", image]).output();
     }
-    assert!(out.status.success(), "images build failed: {}\n{}", stdout(&out), stderr(&out));
+    assert!(
+        out.status.success(),
+        "images build failed: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let text = stderr(&out);
     assert!(text.contains("submitted 1 build(s) as slurm job"), "{text}");
-    assert!(text.contains("1 task(s) built on slurm, 0 failed"), "{text}");
-    assert_eq!(refs.len(), 2, "human and baseline images built on the node: {refs:?}");
-    let builds =
-        std::fs::read_dir(dir.join(".perfarena/builds")).unwrap().flatten().find(|e| e.file_name().to_string_lossy().starts_with("slurm-")).expect("build dir");
+    assert!(
+        text.contains("1 task(s) built on slurm, 0 failed"),
+        "{text}"
+    );
+    assert_eq!(
+        refs.len(),
+        2,
+        "human and baseline images built on the node: {refs:?}"
+    );
+    let builds = std::fs::read_dir(dir.join(".perfarena/builds"))
+        .unwrap()
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with("slurm-"))
+        .expect("build dir");
     let script = std::fs::read_to_string(builds.path().join("build.sh")).unwrap();
-    assert!(script.contains("images build --commit") && script.contains("--no-push"), "{script}");
+    assert!(
+        script.contains("images build --commit") && script.contains("--no-push"),
+        "{script}"
+    );
     let log = std::fs::read_to_string(builds.path().join("build-0.log")).unwrap();
     assert!(log.contains("images: 2 success"), "{log}");
 }

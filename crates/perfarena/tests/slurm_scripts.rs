@@ -5,12 +5,17 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use perfarena_backend::slurm::script::{AttemptScript, BuildCommand, JobHeader, LaunchTarget, build_script};
+use perfarena_backend::slurm::script::{
+    AttemptScript, BuildCommand, JobHeader, LaunchTarget, build_script,
+};
 use perfarena_core::Suite;
 use perfarena_core::suite::{ReadinessKind, SlurmLauncher};
 
 /// A vLLM-like attempt on a GPU cluster, with the suite's `[slurm]` table edited by `edit`.
-fn script(target: LaunchTarget, edit: impl FnOnce(&mut perfarena_core::suite::SlurmSection)) -> String {
+fn script(
+    target: LaunchTarget,
+    edit: impl FnOnce(&mut perfarena_core::suite::SlurmSection),
+) -> String {
     let mut settings = Suite::defaults().slurm;
     settings.partition = "gpu".into();
     settings.account = "perf-team".into();
@@ -21,8 +26,15 @@ fn script(target: LaunchTarget, edit: impl FnOnce(&mut perfarena_core::suite::Sl
     settings.mounts = vec!["/shared/hf-cache:/root/.cache/huggingface".into()];
     settings.prologue = "module load cuda/12.4".into();
     edit(&mut settings);
-    let job_root = PathBuf::from("/shared/perfarena/slurm/r20260101-000000-abcd/35fad35a485e/baseline/round-0");
-    let header = JobHeader::from_settings(&settings, "pa-35fad35a485e-baseline-r0".into(), job_root.join("slurm-%j.out"), Duration::from_secs(1020));
+    let job_root = PathBuf::from(
+        "/shared/perfarena/slurm/r20260101-000000-abcd/35fad35a485e/baseline/round-0",
+    );
+    let header = JobHeader::from_settings(
+        &settings,
+        "pa-35fad35a485e-baseline-r0".into(),
+        job_root.join("slurm-%j.out"),
+        Duration::from_secs(1020),
+    );
     AttemptScript {
         header,
         about: vec!["perfarena attempt: run r20260101-000000-abcd, task 35fad35a485e, variant baseline, round 0".into()],
@@ -52,22 +64,34 @@ fn script(target: LaunchTarget, edit: impl FnOnce(&mut perfarena_core::suite::Sl
 }
 
 fn container(launcher: SlurmLauncher) -> LaunchTarget {
-    LaunchTarget::Container { launcher, image: "registry.example.com:5000/vllm:baseline-733e7c9e95f5".into(), mount: None, workdir: "/workspace/src".into() }
+    LaunchTarget::Container {
+        launcher,
+        image: "registry.example.com:5000/vllm:baseline-733e7c9e95f5".into(),
+        mount: None,
+        workdir: "/workspace/src".into(),
+    }
 }
 
 #[test]
 fn plain_launcher_with_a_typed_gpu() {
-    let text = script(LaunchTarget::Plain { workdir: "/shared/perfarena/work/r1/35fad35a485e/baseline".into() }, |s| {
-        s.sbatch_args = vec!["--exclusive".into()];
-        s.time_limit = "45".into();
-    });
+    let text = script(
+        LaunchTarget::Plain {
+            workdir: "/shared/perfarena/work/r1/35fad35a485e/baseline".into(),
+        },
+        |s| {
+            s.sbatch_args = vec!["--exclusive".into()];
+            s.time_limit = "45".into();
+        },
+    );
     assert!(text.contains("#SBATCH --gres=gpu:h100:1\n") && text.contains("#SBATCH --time=45\n"));
     insta::assert_snapshot!("slurm_plain_gpu", text);
 }
 
 #[test]
 fn pyxis_launcher() {
-    let text = script(container(SlurmLauncher::Pyxis), |s| s.launcher = SlurmLauncher::Pyxis);
+    let text = script(container(SlurmLauncher::Pyxis), |s| {
+        s.launcher = SlurmLauncher::Pyxis
+    });
     assert!(text.contains("--container-image=\"$PA_IMAGE\""));
     assert!(text.contains("PA_IMAGE='registry.example.com:5000#vllm:baseline-733e7c9e95f5'"));
     insta::assert_snapshot!("slurm_pyxis", text);
@@ -75,9 +99,13 @@ fn pyxis_launcher() {
 
 #[test]
 fn apptainer_launcher() {
-    let text = script(container(SlurmLauncher::Apptainer), |s| s.launcher = SlurmLauncher::Apptainer);
+    let text = script(container(SlurmLauncher::Apptainer), |s| {
+        s.launcher = SlurmLauncher::Apptainer
+    });
     assert!(text.contains("apptainer exec --nv"));
-    assert!(text.contains("PA_IMAGE=docker://registry.example.com:5000/vllm:baseline-733e7c9e95f5"));
+    assert!(
+        text.contains("PA_IMAGE=docker://registry.example.com:5000/vllm:baseline-733e7c9e95f5")
+    );
     insta::assert_snapshot!("slurm_apptainer", text);
 }
 
@@ -86,7 +114,10 @@ fn docker_launcher_with_gpus_and_a_mounted_checkout() {
     let target = LaunchTarget::Container {
         launcher: SlurmLauncher::Docker,
         image: "vllm/vllm-openai:v0.6.3".into(),
-        mount: Some(("/shared/perfarena/work/r1/35fad35a485e/baseline".into(), "/workspace/src".into())),
+        mount: Some((
+            "/shared/perfarena/work/r1/35fad35a485e/baseline".into(),
+            "/workspace/src".into(),
+        )),
         workdir: "/workspace/src".into(),
     };
     let text = script(target, |s| {
@@ -105,12 +136,24 @@ fn image_builds_as_a_capped_job_array() {
     settings.mem = "256G".into();
     settings.array_limit = 3;
     let dir = PathBuf::from("/shared/perfarena/builds/b1");
-    let mut header = JobHeader::from_settings(&settings, "pa-build".into(), dir.join("slurm-%A_%a.out"), Duration::from_secs(7200));
+    let mut header = JobHeader::from_settings(
+        &settings,
+        "pa-build".into(),
+        dir.join("slurm-%A_%a.out"),
+        Duration::from_secs(7200),
+    );
     header.array = Some(format!("0-1%{}", settings.array_limit));
     let build = |image: &str, commit: &str| BuildCommand {
         name: image.into(),
         program: "/shared/bin/perfarena".into(),
-        args: vec!["-C".into(), "/shared/project".into(), "images".into(), "build".into(), "--commit".into(), commit.into()],
+        args: vec![
+            "-C".into(),
+            "/shared/project".into(),
+            "images".into(),
+            "build".into(),
+            "--commit".into(),
+            commit.into(),
+        ],
         workdir: "/shared/project".into(),
         env: vec![("DOCKER_BUILDKIT".into(), "1".into())],
     };
@@ -118,8 +161,14 @@ fn image_builds_as_a_capped_job_array() {
         &header,
         &dir,
         &[
-            build("reg:5000/vllm:35fad35a485e", "35fad35a485eac9195c510731ba4a9d297dfd963"),
-            build("reg:5000/vllm:8c1e77fb585c", "8c1e77fb585c4f0e7a1f8b9d3e2c6a5b4d3c2b1a"),
+            build(
+                "reg:5000/vllm:35fad35a485e",
+                "35fad35a485eac9195c510731ba4a9d297dfd963",
+            ),
+            build(
+                "reg:5000/vllm:8c1e77fb585c",
+                "8c1e77fb585c4f0e7a1f8b9d3e2c6a5b4d3c2b1a",
+            ),
         ],
         "",
     );

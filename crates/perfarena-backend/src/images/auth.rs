@@ -91,8 +91,13 @@ pub struct CredentialSource {
 impl CredentialSource {
     /// Reads the environment and the docker config (a missing or unreadable config means none).
     pub fn from_environment() -> CredentialSource {
-        let env = match (std::env::var("PERFARENA_REGISTRY_USERNAME"), std::env::var("PERFARENA_REGISTRY_PASSWORD")) {
-            (Ok(username), Ok(password)) if !username.is_empty() => Some(Credentials::Basic { username, password }),
+        let env = match (
+            std::env::var("PERFARENA_REGISTRY_USERNAME"),
+            std::env::var("PERFARENA_REGISTRY_PASSWORD"),
+        ) {
+            (Ok(username), Ok(password)) if !username.is_empty() => {
+                Some(Credentials::Basic { username, password })
+            }
             _ => None,
         };
         let config = config_path()
@@ -123,7 +128,10 @@ impl CredentialSource {
                 return Some(found);
             }
         }
-        self.config.creds_store.as_deref().and_then(|store| run_helper(store, auth_key))
+        self.config
+            .creds_store
+            .as_deref()
+            .and_then(|store| run_helper(store, auth_key))
     }
 }
 
@@ -139,7 +147,11 @@ fn key_variants(auth_key: &str) -> Vec<String> {
     if auth_key.contains("://") {
         return vec![auth_key.to_string()];
     }
-    vec![auth_key.to_string(), format!("https://{auth_key}"), format!("http://{auth_key}")]
+    vec![
+        auth_key.to_string(),
+        format!("https://{auth_key}"),
+        format!("http://{auth_key}"),
+    ]
 }
 
 fn from_entry(entry: &AuthEntry) -> Option<Credentials> {
@@ -147,12 +159,20 @@ fn from_entry(entry: &AuthEntry) -> Option<Credentials> {
         return Some(Credentials::IdentityToken(token.clone()));
     }
     if let (Some(username), Some(password)) = (&entry.username, &entry.password) {
-        return Some(Credentials::Basic { username: username.clone(), password: password.clone() });
+        return Some(Credentials::Basic {
+            username: username.clone(),
+            password: password.clone(),
+        });
     }
-    let decoded = base64::engine::general_purpose::STANDARD.decode(entry.auth.as_ref()?.trim()).ok()?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(entry.auth.as_ref()?.trim())
+        .ok()?;
     let text = String::from_utf8(decoded).ok()?;
     let (username, password) = text.split_once(':')?;
-    Some(Credentials::Basic { username: username.to_string(), password: password.to_string() })
+    Some(Credentials::Basic {
+        username: username.to_string(),
+        password: password.to_string(),
+    })
 }
 
 /// The docker credential-helper protocol: `docker-credential-<name> get`, the server on stdin,
@@ -174,7 +194,10 @@ fn run_helper(name: &str, server: &str) -> Option<Credentials> {
     if reply.username == "<token>" {
         return Some(Credentials::IdentityToken(reply.secret));
     }
-    Some(Credentials::Basic { username: reply.username, password: reply.secret })
+    Some(Credentials::Basic {
+        username: reply.username,
+        password: reply.secret,
+    })
 }
 
 #[cfg(test)]
@@ -188,20 +211,36 @@ mod tests {
         )
         .unwrap();
         let source = CredentialSource { env: None, config };
-        assert_eq!(source.lookup("reg.example"), Some(Credentials::Basic { username: "user".into(), password: "pass:word".into() }));
-        assert_eq!(source.lookup("tok.example"), Some(Credentials::IdentityToken("t0k".into())));
+        assert_eq!(
+            source.lookup("reg.example"),
+            Some(Credentials::Basic {
+                username: "user".into(),
+                password: "pass:word".into()
+            })
+        );
+        assert_eq!(
+            source.lookup("tok.example"),
+            Some(Credentials::IdentityToken("t0k".into()))
+        );
         assert_eq!(source.lookup("other.example"), None);
     }
 
     #[test]
     fn a_missing_helper_means_no_credentials() {
-        let config: DockerConfig = serde_json::from_str(r#"{"credsStore": "perfarena-test-no-such-helper"}"#).unwrap();
-        assert_eq!(CredentialSource { env: None, config }.lookup("reg.example"), None);
+        let config: DockerConfig =
+            serde_json::from_str(r#"{"credsStore": "perfarena-test-no-such-helper"}"#).unwrap();
+        assert_eq!(
+            CredentialSource { env: None, config }.lookup("reg.example"),
+            None
+        );
     }
 
     #[test]
     fn secrets_are_not_printed() {
-        let creds = Credentials::Basic { username: "u".into(), password: "hunter2".into() };
+        let creds = Credentials::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
         assert!(!format!("{creds:?}").contains("hunter2"));
     }
 }

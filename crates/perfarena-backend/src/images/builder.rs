@@ -88,7 +88,16 @@ pub struct Builder<'a> {
 
 /// A file-system-safe name for an image reference.
 pub fn slug(image: &str) -> String {
-    image.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '-' { c } else { '_' }).collect()
+    image
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// What one try's build produced.
@@ -102,10 +111,16 @@ impl Builder<'_> {
     /// Builds every job: humans, then baselines, then candidates, each phase with up to
     /// `parallel` builds at once. Stops at the first error that is not an image's own failure
     /// (cancellation, low disk, an engine that went away); what finished is already reported.
-    pub fn run(&self, jobs: &[ImageJob], parallel: usize, reporter: &dyn BuildReporter) -> Result<Vec<ImageOutcome>, ImagesError> {
+    pub fn run(
+        &self,
+        jobs: &[ImageJob],
+        parallel: usize,
+        reporter: &dyn BuildReporter,
+    ) -> Result<Vec<ImageOutcome>, ImagesError> {
         let mut outcomes = Vec::new();
         for phase in [Phase::Human, Phase::Baseline, Phase::Candidate] {
-            let queue: Mutex<VecDeque<&ImageJob>> = Mutex::new(jobs.iter().filter(|j| Phase::of(j) == phase).collect());
+            let queue: Mutex<VecDeque<&ImageJob>> =
+                Mutex::new(jobs.iter().filter(|j| Phase::of(j) == phase).collect());
             let results: Mutex<Vec<Result<ImageOutcome, ImagesError>>> = Mutex::new(Vec::new());
             let stop = CancelToken::new();
             std::thread::scope(|scope| {
@@ -115,7 +130,10 @@ impl Builder<'_> {
                             if stop.is_cancelled() {
                                 break;
                             }
-                            let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front()) else { break };
+                            let Some(job) = queue.lock().ok().and_then(|mut q| q.pop_front())
+                            else {
+                                break;
+                            };
                             let result = self.build_one(job, reporter);
                             if result.is_err() {
                                 stop.cancel();
@@ -146,7 +164,11 @@ impl Builder<'_> {
     }
 
     /// Produces one image (or says why not).
-    pub fn build_one(&self, job: &ImageJob, reporter: &dyn BuildReporter) -> Result<ImageOutcome, ImagesError> {
+    pub fn build_one(
+        &self,
+        job: &ImageJob,
+        reporter: &dyn BuildReporter,
+    ) -> Result<ImageOutcome, ImagesError> {
         if self.cancel.is_cancelled() {
             return Err(ImagesError::Cancelled);
         }
@@ -158,7 +180,10 @@ impl Builder<'_> {
             let last = tries.last().cloned();
             let outcome = ImageOutcome {
                 image: job.image.clone(),
-                status: last.as_ref().map(|t| t.status).unwrap_or(BuildStatus::BuildFailed),
+                status: last
+                    .as_ref()
+                    .map(|t| t.status)
+                    .unwrap_or(BuildStatus::BuildFailed),
                 excerpt: last.as_ref().and_then(|t| t.excerpt.clone()),
                 digest: last.as_ref().and_then(|t| t.digest.clone()),
                 duration_s: started.elapsed().as_secs_f64(),
@@ -184,28 +209,52 @@ impl Builder<'_> {
         };
 
         if let Some(reason) = &job.permanently_failed {
-            record(&mut tries, skipped(BuildStatus::PermanentlyFailed, reason.clone(), None));
+            record(
+                &mut tries,
+                skipped(BuildStatus::PermanentlyFailed, reason.clone(), None),
+            );
             return Ok(finish(tries));
         }
         let name = ImageName::parse(&job.image)?;
         let deadline = started + self.settings.timeout;
         let log_dir = self.builds_dir.join(slug(&job.image));
-        let stamp = started_at.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+        let stamp = started_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
 
         // Already there?
         let local = self.engine.inspect(&job.image)?;
-        let remote = if self.settings.push || local.is_none() { Some(self.registry.manifest(&name)) } else { None };
+        let remote = if self.settings.push || local.is_none() {
+            Some(self.registry.manifest(&name))
+        } else {
+            None
+        };
         if let Some(image) = &local {
             let in_registry = remote.as_ref().is_some_and(Availability::is_present);
             if !self.settings.push || in_registry {
-                let digest = remote.as_ref().and_then(|r| r.digest().map(String::from)).or_else(|| repo_digest(&image.repo_digests, &name));
-                record(&mut tries, skipped(BuildStatus::AlreadyExists, "already in the local engine".into(), digest));
+                let digest = remote
+                    .as_ref()
+                    .and_then(|r| r.digest().map(String::from))
+                    .or_else(|| repo_digest(&image.repo_digests, &name));
+                record(
+                    &mut tries,
+                    skipped(
+                        BuildStatus::AlreadyExists,
+                        "already in the local engine".into(),
+                        digest,
+                    ),
+                );
                 return Ok(finish(tries));
             }
             // Built earlier but never pushed (e.g. an interrupted command): push only.
             let log = log_dir.join(format!("{stamp}-push.log"));
             let (status, excerpt, digest) = self.push_and_verify(&name, &log, deadline)?;
-            let status = if status == BuildStatus::Success { BuildStatus::AlreadyExists } else { status };
+            let status = if status == BuildStatus::Success {
+                BuildStatus::AlreadyExists
+            } else {
+                status
+            };
             let excerpt = excerpt.or(Some("already in the local engine; pushed".into()));
             let mut try_record = skipped(status, excerpt.unwrap_or_default(), digest);
             try_record.log_path = Some(log);
@@ -213,23 +262,44 @@ impl Builder<'_> {
             return Ok(finish(tries));
         }
         if let Some(Availability::Present { digest }) = &remote {
-            record(&mut tries, skipped(BuildStatus::AlreadyExists, "already in the registry".into(), digest.clone()));
+            record(
+                &mut tries,
+                skipped(
+                    BuildStatus::AlreadyExists,
+                    "already in the registry".into(),
+                    digest.clone(),
+                ),
+            );
             return Ok(finish(tries));
         }
         if let Some(human) = &job.requires_human
             && !self.exists_anywhere(human)?
         {
-            let excerpt =
-                format!("the human image {human} is in neither the local engine nor the registry: build it first (`--variant human`)");
-            record(&mut tries, skipped(BuildStatus::HumanImageMissing, excerpt, None));
+            let excerpt = format!(
+                "the human image {human} is in neither the local engine nor the registry: build it first (`--variant human`)"
+            );
+            record(
+                &mut tries,
+                skipped(BuildStatus::HumanImageMissing, excerpt, None),
+            );
             return Ok(finish(tries));
         }
         self.check_disk()?;
 
         // The context, prepared once for every try.
-        let tmp = self.builds_dir.join("tmp").join(format!("{}-{}", slug(&job.image), std::process::id()));
+        let tmp = self.builds_dir.join("tmp").join(format!(
+            "{}-{}",
+            slug(&job.image),
+            std::process::id()
+        ));
         let _ = std::fs::remove_dir_all(&tmp);
-        let prepared = self.prepare(job, &name, &tmp, &log_dir.join(format!("{stamp}-prepare.log")), deadline);
+        let prepared = self.prepare(
+            job,
+            &name,
+            &tmp,
+            &log_dir.join(format!("{stamp}-prepare.log")),
+            deadline,
+        );
         let prepared = match prepared {
             Ok(Ok(prepared)) => prepared,
             Ok(Err((status, excerpt, log))) => {
@@ -265,11 +335,22 @@ impl Builder<'_> {
                 args: if thin { BTreeMap::new() } else { args.clone() },
                 // In the Dockerfile already (one LABEL step).
                 labels: BTreeMap::new(),
-                network: if job.is_candidate() { Some("none".into()) } else { None },
+                network: if job.is_candidate() {
+                    Some("none".into())
+                } else {
+                    None
+                },
             };
             let appended = match &prepared.layer {
                 Some((base, layer)) => {
-                    match self.engine.append_layer(base, layer.clone(), &job.labels, "perfarena: candidate patch layer", &name, &log) {
+                    match self.engine.append_layer(
+                        base,
+                        layer.clone(),
+                        &job.labels,
+                        "perfarena: candidate patch layer",
+                        &name,
+                        &log,
+                    ) {
                         Ok(StreamEnd::Done(())) => Some(Ok(StreamEnd::Done(()))),
                         Ok(_) => None, // logged; the builder makes the same layer
                         Err(e) => Some(Err(e)),
@@ -279,7 +360,9 @@ impl Builder<'_> {
             };
             let end = match appended {
                 Some(end) => end,
-                None => self.engine.build(request, &log, &on_line, deadline, &self.cancel),
+                None => self
+                    .engine
+                    .build(request, &log, &on_line, deadline, &self.cancel),
             };
             let end = match end {
                 Ok(end) => end,
@@ -299,7 +382,11 @@ impl Builder<'_> {
             let outcome = match end {
                 StreamEnd::Done(()) => match self.engine.inspect(&job.image)? {
                     Some(_) => TryEnd::Built,
-                    None => TryEnd::Failed(BuildStatus::BuildFailed, "the engine reported success but has no such image".into(), false),
+                    None => TryEnd::Failed(
+                        BuildStatus::BuildFailed,
+                        "the engine reported success but has no such image".into(),
+                        false,
+                    ),
                 },
                 StreamEnd::TimedOut => TryEnd::Failed(
                     BuildStatus::Timeout,
@@ -314,8 +401,12 @@ impl Builder<'_> {
                     let failure = classify(&log_text, &message);
                     let oom = failure.kind == FailureKind::OutOfMemory;
                     let excerpt = match (failure.kind, max_jobs) {
-                        (FailureKind::OutOfMemory, Some(jobs)) => format!("out of memory with max_jobs={jobs}: {}", failure.excerpt),
-                        (FailureKind::NoSpace, _) => format!("disk full (not retried): {}", failure.excerpt),
+                        (FailureKind::OutOfMemory, Some(jobs)) => {
+                            format!("out of memory with max_jobs={jobs}: {}", failure.excerpt)
+                        }
+                        (FailureKind::NoSpace, _) => {
+                            format!("disk full (not retried): {}", failure.excerpt)
+                        }
                         _ => failure.excerpt,
                     };
                     TryEnd::Failed(BuildStatus::BuildFailed, excerpt, oom)
@@ -324,7 +415,8 @@ impl Builder<'_> {
             match outcome {
                 TryEnd::Built => {
                     if self.settings.push {
-                        let (status, excerpt, digest) = self.push_and_verify(&name, &log, deadline)?;
+                        let (status, excerpt, digest) =
+                            self.push_and_verify(&name, &log, deadline)?;
                         try_record.status = status;
                         try_record.excerpt = excerpt;
                         try_record.digest = digest;
@@ -342,7 +434,8 @@ impl Builder<'_> {
                     try_record.duration_s = try_started.elapsed().as_secs_f64();
                     record(&mut tries, try_record);
                     let next = max_jobs.map(|j| (j / 2).max(self.settings.min_max_jobs.max(1)));
-                    let can_retry = oom && next.is_some() && next < max_jobs && Instant::now() < deadline;
+                    let can_retry =
+                        oom && next.is_some() && next < max_jobs && Instant::now() < deadline;
                     if !can_retry {
                         break Ok(());
                     }
@@ -361,7 +454,10 @@ impl Builder<'_> {
         if self.engine.inspect(reference)?.is_some() {
             return Ok(true);
         }
-        Ok(self.registry.manifest(&ImageName::parse(reference)?).is_present())
+        Ok(self
+            .registry
+            .manifest(&ImageName::parse(reference)?)
+            .is_present())
     }
 
     /// Refuses to start a build when the engine's disk or the store's is below the minimum.
@@ -380,7 +476,11 @@ impl Builder<'_> {
             if let Some(free) = free_disk_gib(&probe)
                 && free < min
             {
-                return Err(ImagesError::LowDisk { path: probe.display().to_string(), free_gib: free, min_gib: min });
+                return Err(ImagesError::LowDisk {
+                    path: probe.display().to_string(),
+                    free_gib: free,
+                    min_gib: min,
+                });
             }
         }
         Ok(())
@@ -396,23 +496,41 @@ impl Builder<'_> {
         let credentials = self.credentials.lookup(name.auth_key());
         // A push gets at least a minute even when the build used most of the budget.
         let deadline = deadline.max(Instant::now() + Duration::from_secs(60));
-        match self.engine.push(name, credentials.as_ref(), log, deadline, &self.cancel)? {
+        match self
+            .engine
+            .push(name, credentials.as_ref(), log, deadline, &self.cancel)?
+        {
             StreamEnd::Done(pushed) => match self.registry.manifest(name) {
-                Availability::Present { digest: Some(served) } if served == pushed => Ok((BuildStatus::Success, None, Some(pushed))),
+                Availability::Present {
+                    digest: Some(served),
+                } if served == pushed => Ok((BuildStatus::Success, None, Some(pushed))),
                 Availability::Present { digest } => Ok((
                     BuildStatus::PushFailed,
-                    Some(format!("pushed {pushed} but the registry serves {}", digest.as_deref().unwrap_or("no digest"))),
+                    Some(format!(
+                        "pushed {pushed} but the registry serves {}",
+                        digest.as_deref().unwrap_or("no digest")
+                    )),
                     Some(pushed),
                 )),
-                Availability::Missing => {
-                    Ok((BuildStatus::PushFailed, Some(format!("pushed {pushed} but the registry does not have it")), Some(pushed)))
-                }
-                Availability::Unknown { reason } => {
-                    Ok((BuildStatus::PushFailed, Some(format!("pushed {pushed} but cannot check it: {reason}")), Some(pushed)))
-                }
+                Availability::Missing => Ok((
+                    BuildStatus::PushFailed,
+                    Some(format!("pushed {pushed} but the registry does not have it")),
+                    Some(pushed),
+                )),
+                Availability::Unknown { reason } => Ok((
+                    BuildStatus::PushFailed,
+                    Some(format!("pushed {pushed} but cannot check it: {reason}")),
+                    Some(pushed),
+                )),
             },
-            StreamEnd::Failed(message) => Ok((BuildStatus::PushFailed, Some(first_line(&message)), None)),
-            StreamEnd::TimedOut => Ok((BuildStatus::PushFailed, Some("the push ran past build.timeout_s".into()), None)),
+            StreamEnd::Failed(message) => {
+                Ok((BuildStatus::PushFailed, Some(first_line(&message)), None))
+            }
+            StreamEnd::TimedOut => Ok((
+                BuildStatus::PushFailed,
+                Some("the push ran past build.timeout_s".into()),
+                None,
+            )),
         }
     }
 
@@ -429,32 +547,53 @@ impl Builder<'_> {
     ) -> Result<Result<Prepared, (BuildStatus, String, PathBuf)>, ImagesError> {
         let fail = |status, excerpt: String| Ok(Err((status, excerpt, log.to_path_buf())));
         if let Some(parent) = log.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| ImagesError::io(format!("cannot create {}", parent.display()), e))?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| ImagesError::io(format!("cannot create {}", parent.display()), e))?;
         }
         let note = |text: &str| {
             use std::io::Write as _;
-            if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)
+            {
                 let _ = writeln!(f, "{text}");
             }
         };
         let src = tmp.join("src");
         match &job.recipe {
             Recipe::Full { dockerfile } => {
-                note(&format!("exporting {} (git archive) for {}", job.commit.short(12), job.image));
+                note(&format!(
+                    "exporting {} (git archive) for {}",
+                    job.commit.short(12),
+                    job.image
+                ));
                 export(self.repo, &job.commit, &src, None)?;
                 if let Some(script) = &job.pre_build_patch {
                     note(&format!("pre_build_patch: {script}"));
                     match run_step(script, &src, log, deadline, &self.cancel)? {
                         StepResult::Ok => {}
-                        StepResult::Failed(how) => return fail(BuildStatus::BuildFailed, format!("pre_build_patch failed ({how})")),
-                        StepResult::TimedOut => return fail(BuildStatus::Timeout, "pre_build_patch ran past build.timeout_s".into()),
+                        StepResult::Failed(how) => {
+                            return fail(
+                                BuildStatus::BuildFailed,
+                                format!("pre_build_patch failed ({how})"),
+                            );
+                        }
+                        StepResult::TimedOut => {
+                            return fail(
+                                BuildStatus::Timeout,
+                                "pre_build_patch ran past build.timeout_s".into(),
+                            );
+                        }
                     }
                 }
                 // The Dockerfile from the commit, else next to the suite; one LABEL line is
                 // appended (the engine's `labels` option would add one step per label).
                 let in_repo = src.join(dockerfile);
                 let suite_file = self.suite_dir.join(dockerfile);
-                let text = match std::fs::read_to_string(&in_repo).or_else(|_| std::fs::read_to_string(&suite_file)) {
+                let text = match std::fs::read_to_string(&in_repo)
+                    .or_else(|_| std::fs::read_to_string(&suite_file))
+                {
                     Ok(text) => text,
                     Err(_) => {
                         return fail(
@@ -467,11 +606,25 @@ impl Builder<'_> {
                         );
                     }
                 };
-                let extra = vec![(GENERATED_DOCKERFILE.to_string(), with_labels(&text, &job.labels).into_bytes())];
+                let extra = vec![(
+                    GENERATED_DOCKERFILE.to_string(),
+                    with_labels(&text, &job.labels).into_bytes(),
+                )];
                 let context = tar_dir(&src, &extra)?;
-                Ok(Ok(Prepared { context, dockerfile: GENERATED_DOCKERFILE.to_string(), layer: None }))
+                Ok(Ok(Prepared {
+                    context,
+                    dockerfile: GENERATED_DOCKERFILE.to_string(),
+                    layer: None,
+                }))
             }
-            Recipe::Candidate { base_image, patch_text, rebuild_paths, rebuild_command, source_dir, .. } => {
+            Recipe::Candidate {
+                base_image,
+                patch_text,
+                rebuild_paths,
+                rebuild_command,
+                source_dir,
+                ..
+            } => {
                 if !rebuild_paths.is_empty() && rebuild_command.trim().is_empty() {
                     return fail(
                         BuildStatus::BuildFailed,
@@ -487,18 +640,29 @@ impl Builder<'_> {
                     match self.registry.manifest(&base) {
                         Availability::Present { .. } => {
                             let credentials = self.credentials.lookup(base.auth_key());
-                            match self.engine.pull(&base, credentials.as_ref(), log, deadline, &self.cancel)? {
+                            match self.engine.pull(
+                                &base,
+                                credentials.as_ref(),
+                                log,
+                                deadline,
+                                &self.cancel,
+                            )? {
                                 StreamEnd::Done(()) => {}
                                 StreamEnd::Failed(m) => {
                                     return fail(
                                         BuildStatus::BuildFailed,
-                                        format!("cannot pull the baseline image {base_image}: {}", first_line(&m)),
+                                        format!(
+                                            "cannot pull the baseline image {base_image}: {}",
+                                            first_line(&m)
+                                        ),
                                     );
                                 }
                                 StreamEnd::TimedOut => {
                                     return fail(
                                         BuildStatus::Timeout,
-                                        format!("pulling the baseline image {base_image} ran past build.timeout_s"),
+                                        format!(
+                                            "pulling the baseline image {base_image} ran past build.timeout_s"
+                                        ),
                                     );
                                 }
                             }
@@ -521,22 +685,41 @@ impl Builder<'_> {
                     note(&format!("pre_build_patch (as for the baseline): {script}"));
                     match run_step(script, &src, log, deadline, &self.cancel)? {
                         StepResult::Ok => {}
-                        StepResult::Failed(how) => return fail(BuildStatus::BuildFailed, format!("pre_build_patch failed ({how})")),
-                        StepResult::TimedOut => return fail(BuildStatus::Timeout, "pre_build_patch ran past build.timeout_s".into()),
+                        StepResult::Failed(how) => {
+                            return fail(
+                                BuildStatus::BuildFailed,
+                                format!("pre_build_patch failed ({how})"),
+                            );
+                        }
+                        StepResult::TimedOut => {
+                            return fail(
+                                BuildStatus::Timeout,
+                                "pre_build_patch ran past build.timeout_s".into(),
+                            );
+                        }
                     }
                 } else {
                     export(self.repo, &job.commit, &src, Some(&paths))?;
                 }
                 // Its own repository, so that `git apply` never resolves paths against an
                 // enclosing one (it would silently skip paths outside the current directory).
-                let init = std::process::Command::new("git").arg("-C").arg(&src).args(["init", "-q"]).output();
+                let init = std::process::Command::new("git")
+                    .arg("-C")
+                    .arg(&src)
+                    .args(["init", "-q"])
+                    .output();
                 if !init.map(|o| o.status.success()).unwrap_or(false) {
-                    return Err(ImagesError::Git(format!("cannot init a scratch repository in {}", src.display())));
+                    return Err(ImagesError::Git(format!(
+                        "cannot init a scratch repository in {}",
+                        src.display()
+                    )));
                 }
                 // Absolute: git runs in the scratch copy.
-                let patch_file = std::path::absolute(tmp.join("candidate.patch")).map_err(|e| ImagesError::io("candidate.patch", e))?;
-                std::fs::write(&patch_file, patch_text)
-                    .map_err(|e| ImagesError::io(format!("cannot write {}", patch_file.display()), e))?;
+                let patch_file = std::path::absolute(tmp.join("candidate.patch"))
+                    .map_err(|e| ImagesError::io("candidate.patch", e))?;
+                std::fs::write(&patch_file, patch_text).map_err(|e| {
+                    ImagesError::io(format!("cannot write {}", patch_file.display()), e)
+                })?;
                 if let Err(message) = apply_patch(&src, &patch_file)? {
                     note(&format!("git apply: {message}"));
                     return fail(BuildStatus::PatchFailed, message);
@@ -551,16 +734,21 @@ impl Builder<'_> {
                     if from.is_file() {
                         let to = files.join("files").join(path);
                         if let Some(parent) = to.parent() {
-                            std::fs::create_dir_all(parent)
-                                .map_err(|e| ImagesError::io(format!("cannot create {}", parent.display()), e))?;
+                            std::fs::create_dir_all(parent).map_err(|e| {
+                                ImagesError::io(format!("cannot create {}", parent.display()), e)
+                            })?;
                         }
-                        std::fs::copy(&from, &to).map_err(|e| ImagesError::io(format!("cannot copy {}", from.display()), e))?;
+                        std::fs::copy(&from, &to).map_err(|e| {
+                            ImagesError::io(format!("cannot copy {}", from.display()), e)
+                        })?;
                         copied.push(path.clone());
                     } else {
                         deleted.push(path.clone());
                     }
                 }
-                std::fs::create_dir_all(&files).map_err(|e| ImagesError::io(format!("cannot create {}", files.display()), e))?;
+                std::fs::create_dir_all(&files).map_err(|e| {
+                    ImagesError::io(format!("cannot create {}", files.display()), e)
+                })?;
                 let dockerfile = candidate_dockerfile(
                     base_image,
                     source_dir,
@@ -571,16 +759,31 @@ impl Builder<'_> {
                     &job.args_with_max_jobs(job.max_jobs),
                 );
                 let dockerfile = with_labels(&dockerfile, &job.labels);
-                note(&format!("{} for {}:\n{dockerfile}", GENERATED_DOCKERFILE, name.repository_with_registry()));
-                let context = tar_dir(&files, &[(GENERATED_DOCKERFILE.to_string(), dockerfile.into_bytes())])?;
+                note(&format!(
+                    "{} for {}:\n{dockerfile}",
+                    GENERATED_DOCKERFILE,
+                    name.repository_with_registry()
+                ));
+                let context = tar_dir(
+                    &files,
+                    &[(GENERATED_DOCKERFILE.to_string(), dockerfile.into_bytes())],
+                )?;
                 // No rebuild: the layer that Dockerfile would make is appended directly (no
                 // builder, no step containers); the Dockerfile is the fallback.
-                let layer = if rebuild_paths.is_empty() && !(copied.is_empty() && deleted.is_empty()) {
-                    Some((base_image.clone(), layer_tar(&files.join("files"), source_dir, &copied, &deleted)?))
-                } else {
-                    None
-                };
-                Ok(Ok(Prepared { context, dockerfile: GENERATED_DOCKERFILE.to_string(), layer }))
+                let layer =
+                    if rebuild_paths.is_empty() && !(copied.is_empty() && deleted.is_empty()) {
+                        Some((
+                            base_image.clone(),
+                            layer_tar(&files.join("files"), source_dir, &copied, &deleted)?,
+                        ))
+                    } else {
+                        None
+                    };
+                Ok(Ok(Prepared {
+                    context,
+                    dockerfile: GENERATED_DOCKERFILE.to_string(),
+                    layer,
+                }))
             }
         }
     }
@@ -631,7 +834,10 @@ pub fn candidate_dockerfile(
         out.push_str(&format!("COPY files/ {dir}/\n"));
     }
     if !deleted.is_empty() {
-        let quoted: Vec<String> = deleted.iter().map(|p| shell_quote(&format!("{dir}/{p}"))).collect();
+        let quoted: Vec<String> = deleted
+            .iter()
+            .map(|p| shell_quote(&format!("{dir}/{p}")))
+            .collect();
         out.push_str(&format!("RUN rm -f -- {}\n", quoted.join(" ")));
     }
     if !rebuild_paths.is_empty() {
@@ -639,7 +845,11 @@ pub fn candidate_dockerfile(
         for name in args.keys() {
             out.push_str(&format!("ARG {name}\n"));
         }
-        out.push_str(&format!("RUN cd {} && {}\n", shell_quote(dir), rebuild_command.trim()));
+        out.push_str(&format!(
+            "RUN cd {} && {}\n",
+            shell_quote(dir),
+            rebuild_command.trim()
+        ));
     }
     out
 }
@@ -649,7 +859,10 @@ pub fn candidate_dockerfile(
 pub fn with_labels(dockerfile: &str, labels: &BTreeMap<String, String>) -> String {
     let mut out = dockerfile.trim_end().to_string();
     if !labels.is_empty() {
-        let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={}", serde_json::Value::String(v.clone()))).collect();
+        let pairs: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={}", serde_json::Value::String(v.clone())))
+            .collect();
         out.push_str(&format!("\nLABEL {}", pairs.join(" ")));
     }
     out.push('\n');
@@ -658,11 +871,19 @@ pub fn with_labels(dockerfile: &str, labels: &BTreeMap<String, String>) -> Strin
 
 fn repo_digest(repo_digests: &[String], name: &ImageName) -> Option<String> {
     let prefix = format!("{}@", name.repository_with_registry());
-    repo_digests.iter().find_map(|d| d.strip_prefix(&prefix).map(String::from))
+    repo_digests
+        .iter()
+        .find_map(|d| d.strip_prefix(&prefix).map(String::from))
 }
 
 fn first_line(text: &str) -> String {
-    text.lines().find(|l| !l.trim().is_empty()).unwrap_or(text).trim().chars().take(240).collect()
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or(text)
+        .trim()
+        .chars()
+        .take(240)
+        .collect()
 }
 
 fn existing_ancestor(path: &Path) -> PathBuf {
@@ -679,7 +900,9 @@ fn existing_ancestor(path: &Path) -> PathBuf {
 /// The last `max_bytes` of a file, lossily decoded.
 fn tail(path: &Path, max_bytes: u64) -> String {
     use std::io::{Read as _, Seek as _, SeekFrom};
-    let Ok(mut file) = std::fs::File::open(path) else { return String::new() };
+    let Ok(mut file) = std::fs::File::open(path) else {
+        return String::new();
+    };
     let len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let _ = file.seek(SeekFrom::Start(len.saturating_sub(max_bytes)));
     let mut bytes = Vec::new();
@@ -703,7 +926,10 @@ mod tests {
             "python3 build.py",
             &args,
         );
-        assert_eq!(thin, "FROM reg/toy:baseline-abc\nCOPY files/ /workspace/src/\n");
+        assert_eq!(
+            thin,
+            "FROM reg/toy:baseline-abc\nCOPY files/ /workspace/src/\n"
+        );
         let rebuild = candidate_dockerfile(
             "reg/toy:baseline-abc",
             "/workspace/src",
@@ -721,13 +947,22 @@ mod tests {
 
     #[test]
     fn labels_are_one_instruction() {
-        let labels = BTreeMap::from([("a.b".to_string(), "x y".to_string()), ("c".to_string(), "q\"".to_string())]);
-        assert_eq!(with_labels("FROM x\nRUN y\n\n", &labels), "FROM x\nRUN y\nLABEL a.b=\"x y\" c=\"q\\\"\"\n");
+        let labels = BTreeMap::from([
+            ("a.b".to_string(), "x y".to_string()),
+            ("c".to_string(), "q\"".to_string()),
+        ]);
+        assert_eq!(
+            with_labels("FROM x\nRUN y\n\n", &labels),
+            "FROM x\nRUN y\nLABEL a.b=\"x y\" c=\"q\\\"\"\n"
+        );
         assert_eq!(with_labels("FROM x", &BTreeMap::new()), "FROM x\n");
     }
 
     #[test]
     fn slugs_are_path_safe() {
-        assert_eq!(slug("127.0.0.1:5000/toy:baseline-ab"), "127.0.0.1_5000_toy_baseline-ab");
+        assert_eq!(
+            slug("127.0.0.1:5000/toy:baseline-ab"),
+            "127.0.0.1_5000_toy_baseline-ab"
+        );
     }
 }

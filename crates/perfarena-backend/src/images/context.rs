@@ -15,8 +15,14 @@ use crate::process::{GroupChild, WaitResult};
 
 /// Writes `commit`'s files (all of them, or only `paths` that exist there) into `dest`, which
 /// is created. Returns the paths written when `paths` was given.
-pub fn export(repo: &GitRepo, commit: &CommitId, dest: &Path, paths: Option<&[String]>) -> Result<Vec<String>, ImagesError> {
-    std::fs::create_dir_all(dest).map_err(|e| ImagesError::io(format!("cannot create {}", dest.display()), e))?;
+pub fn export(
+    repo: &GitRepo,
+    commit: &CommitId,
+    dest: &Path,
+    paths: Option<&[String]>,
+) -> Result<Vec<String>, ImagesError> {
+    std::fs::create_dir_all(dest)
+        .map_err(|e| ImagesError::io(format!("cannot create {}", dest.display()), e))?;
     let mut selected = Vec::new();
     if let Some(paths) = paths {
         // `git archive` fails on a path the commit lacks (a file the patch creates): keep those it has.
@@ -24,15 +30,26 @@ pub fn export(repo: &GitRepo, commit: &CommitId, dest: &Path, paths: Option<&[St
         args.extend(paths.iter().map(String::as_str));
         let output = repo.run(&args)?;
         if !output.status.success() {
-            return Err(ImagesError::Git(format!("ls-tree {}: {}", commit.short(12), String::from_utf8_lossy(&output.stderr).trim())));
+            return Err(ImagesError::Git(format!(
+                "ls-tree {}: {}",
+                commit.short(12),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
         }
-        selected = output.stdout.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+        selected = output
+            .stdout
+            .split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect();
         if selected.is_empty() {
             return Ok(selected);
         }
     }
     let mut cmd = Command::new("git");
-    cmd.arg("-C").arg(&repo.root).args(["archive", "--format=tar", commit.as_str()]);
+    cmd.arg("-C")
+        .arg(&repo.root)
+        .args(["archive", "--format=tar", commit.as_str()]);
     if paths.is_some() {
         cmd.arg("--").args(&selected);
     }
@@ -42,13 +59,31 @@ pub fn export(repo: &GitRepo, commit: &CommitId, dest: &Path, paths: Option<&[St
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| ImagesError::io("cannot run git archive", e))?;
-    let stdout = child.stdout.take().ok_or_else(|| ImagesError::Other("git archive: no stdout".into()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| ImagesError::Other("git archive: no stdout".into()))?;
     let unpacked = tar::Archive::new(stdout).unpack(dest);
-    let output = child.wait_with_output().map_err(|e| ImagesError::io("git archive", e))?;
+    let output = child
+        .wait_with_output()
+        .map_err(|e| ImagesError::io("git archive", e))?;
     if !output.status.success() {
-        return Err(ImagesError::Git(format!("archive {}: {}", commit.short(12), String::from_utf8_lossy(&output.stderr).trim())));
+        return Err(ImagesError::Git(format!(
+            "archive {}: {}",
+            commit.short(12),
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
     }
-    unpacked.map_err(|e| ImagesError::io(format!("cannot unpack commit {} into {}", commit.short(12), dest.display()), e))?;
+    unpacked.map_err(|e| {
+        ImagesError::io(
+            format!(
+                "cannot unpack commit {} into {}",
+                commit.short(12),
+                dest.display()
+            ),
+            e,
+        )
+    })?;
     Ok(selected)
 }
 
@@ -61,7 +96,13 @@ pub enum StepResult {
 }
 
 /// Runs `script` with `sh -c` in `dir`, its output appended to `log`.
-pub fn run_step(script: &str, dir: &Path, log: &Path, deadline: Instant, cancel: &CancelToken) -> Result<StepResult, ImagesError> {
+pub fn run_step(
+    script: &str,
+    dir: &Path,
+    log: &Path,
+    deadline: Instant,
+    cancel: &CancelToken,
+) -> Result<StepResult, ImagesError> {
     let mut child = GroupChild::spawn(script, dir, &[], log, None)?;
     match child.wait_until(deadline, cancel) {
         WaitResult::Exited(status) if status.success() => Ok(StepResult::Ok),
@@ -83,10 +124,18 @@ pub fn tar_dir(dir: &Path, extra: &[(String, Vec<u8>)]) -> Result<Vec<u8>, Image
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
     let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
-    let io = |path: &Path, e| ImagesError::io(format!("cannot add {} to the build context", path.display()), e);
+    let io = |path: &Path, e| {
+        ImagesError::io(
+            format!("cannot add {} to the build context", path.display()),
+            e,
+        )
+    };
     while let Some(current) = stack.pop() {
-        let mut entries: Vec<_> =
-            std::fs::read_dir(&current).map_err(|e| io(&current, e))?.filter_map(Result::ok).map(|e| e.path()).collect();
+        let mut entries: Vec<_> = std::fs::read_dir(&current)
+            .map_err(|e| io(&current, e))?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .collect();
         entries.sort();
         for path in entries {
             let rel = path.strip_prefix(dir).unwrap_or(&path);
@@ -102,16 +151,22 @@ pub fn tar_dir(dir: &Path, extra: &[(String, Vec<u8>)]) -> Result<Vec<u8>, Image
             if meta.is_dir() {
                 header.set_size(0);
                 header.set_cksum();
-                builder.append_data(&mut header, rel, std::io::empty()).map_err(|e| io(&path, e))?;
+                builder
+                    .append_data(&mut header, rel, std::io::empty())
+                    .map_err(|e| io(&path, e))?;
                 stack.push(path);
             } else if meta.file_type().is_symlink() {
                 let target = std::fs::read_link(&path).map_err(|e| io(&path, e))?;
                 header.set_size(0);
-                builder.append_link(&mut header, rel, &target).map_err(|e| io(&path, e))?;
+                builder
+                    .append_link(&mut header, rel, &target)
+                    .map_err(|e| io(&path, e))?;
             } else {
                 let file = std::fs::File::open(&path).map_err(|e| io(&path, e))?;
                 header.set_cksum();
-                builder.append_data(&mut header, rel, file).map_err(|e| io(&path, e))?;
+                builder
+                    .append_data(&mut header, rel, file)
+                    .map_err(|e| io(&path, e))?;
             }
         }
     }
@@ -123,30 +178,52 @@ pub fn tar_dir(dir: &Path, extra: &[(String, Vec<u8>)]) -> Result<Vec<u8>, Image
         header.set_gid(0);
         header.set_mtime(0);
         header.set_cksum();
-        builder.append_data(&mut header, name, contents.as_slice()).map_err(|e| ImagesError::io(format!("build context: {name}"), e))?;
+        builder
+            .append_data(&mut header, name, contents.as_slice())
+            .map_err(|e| ImagesError::io(format!("build context: {name}"), e))?;
     }
-    builder.into_inner().map_err(|e| ImagesError::io("build context", e))
+    builder
+        .into_inner()
+        .map_err(|e| ImagesError::io("build context", e))
 }
 
 /// A layer tar (paths from the image's root): the files `copied` (relative to `dir`) placed
 /// under `target`, and whiteouts (`.wh.<name>`) for the `deleted` ones. Owned by root.
-pub fn layer_tar(dir: &Path, target: &str, copied: &[String], deleted: &[String]) -> Result<Vec<u8>, ImagesError> {
+pub fn layer_tar(
+    dir: &Path,
+    target: &str,
+    copied: &[String],
+    deleted: &[String],
+) -> Result<Vec<u8>, ImagesError> {
     let root = target.trim_matches('/');
-    let in_image = |path: &str| if root.is_empty() { path.to_string() } else { format!("{root}/{path}") };
+    let in_image = |path: &str| {
+        if root.is_empty() {
+            path.to_string()
+        } else {
+            format!("{root}/{path}")
+        }
+    };
     let mut builder = tar::Builder::new(Vec::new());
     for path in copied {
         let from = dir.join(path);
-        let meta = std::fs::symlink_metadata(&from).map_err(|e| ImagesError::io(format!("cannot read {}", from.display()), e))?;
+        let meta = std::fs::symlink_metadata(&from)
+            .map_err(|e| ImagesError::io(format!("cannot read {}", from.display()), e))?;
         let mut header = tar::Header::new_gnu();
         header.set_metadata(&meta);
         header.set_uid(0);
         header.set_gid(0);
         header.set_cksum();
-        let file = std::fs::File::open(&from).map_err(|e| ImagesError::io(format!("cannot read {}", from.display()), e))?;
-        builder.append_data(&mut header, in_image(path), file).map_err(|e| ImagesError::io("layer", e))?;
+        let file = std::fs::File::open(&from)
+            .map_err(|e| ImagesError::io(format!("cannot read {}", from.display()), e))?;
+        builder
+            .append_data(&mut header, in_image(path), file)
+            .map_err(|e| ImagesError::io("layer", e))?;
     }
     for path in deleted {
-        let (parent, name) = path.rsplit_once('/').map(|(p, n)| (format!("{p}/"), n)).unwrap_or((String::new(), path.as_str()));
+        let (parent, name) = path
+            .rsplit_once('/')
+            .map(|(p, n)| (format!("{p}/"), n))
+            .unwrap_or((String::new(), path.as_str()));
         let mut header = tar::Header::new_gnu();
         header.set_size(0);
         header.set_mode(0o644);
@@ -155,10 +232,16 @@ pub fn layer_tar(dir: &Path, target: &str, copied: &[String], deleted: &[String]
         header.set_mtime(0);
         header.set_cksum();
         builder
-            .append_data(&mut header, in_image(&format!("{parent}.wh.{name}")), std::io::empty())
+            .append_data(
+                &mut header,
+                in_image(&format!("{parent}.wh.{name}")),
+                std::io::empty(),
+            )
             .map_err(|e| ImagesError::io("layer", e))?;
     }
-    builder.into_inner().map_err(|e| ImagesError::io("layer", e))
+    builder
+        .into_inner()
+        .map_err(|e| ImagesError::io("layer", e))
 }
 
 #[cfg(test)]
@@ -176,7 +259,11 @@ mod tests {
             .env("GIT_COMMITTER_EMAIL", "t@t")
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
@@ -197,17 +284,26 @@ mod tests {
 
         let out = tmp.path().join("out");
         export(&repo, &commit, &out, None).unwrap();
-        assert_eq!(std::fs::read_to_string(out.join("src/a.py")).unwrap(), "committed\n");
+        assert_eq!(
+            std::fs::read_to_string(out.join("src/a.py")).unwrap(),
+            "committed\n"
+        );
         assert!(!out.join("untracked.txt").exists());
 
         let some = tmp.path().join("some");
         let paths = vec!["src/a.py".to_string(), "new/file.py".to_string()];
-        assert_eq!(export(&repo, &commit, &some, Some(&paths)).unwrap(), vec!["src/a.py".to_string()]);
+        assert_eq!(
+            export(&repo, &commit, &some, Some(&paths)).unwrap(),
+            vec!["src/a.py".to_string()]
+        );
         assert!(some.join("src/a.py").exists() && !some.join("b.txt").exists());
 
         let tar = tar_dir(&out, &[("extra/Dockerfile".into(), b"FROM x\n".to_vec())]).unwrap();
-        let mut names: Vec<String> =
-            tar::Archive::new(tar.as_slice()).entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
+        let mut names: Vec<String> = tar::Archive::new(tar.as_slice())
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
         names.sort();
         assert_eq!(names, vec!["b.txt", "extra/Dockerfile", "src", "src/a.py"]);
     }
@@ -217,13 +313,23 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(tmp.path().join("pkg")).unwrap();
         std::fs::write(tmp.path().join("pkg/a.py"), "a\n").unwrap();
-        let tar = layer_tar(tmp.path(), "/workspace/src/", &["pkg/a.py".into()], &["pkg/old.py".into(), "top.txt".into()]).unwrap();
+        let tar = layer_tar(
+            tmp.path(),
+            "/workspace/src/",
+            &["pkg/a.py".into()],
+            &["pkg/old.py".into(), "top.txt".into()],
+        )
+        .unwrap();
         let names: Vec<(String, u64, u32)> = tar::Archive::new(tar.as_slice())
             .entries()
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
-                (e.path().unwrap().display().to_string(), e.header().uid().unwrap(), e.header().mode().unwrap() & 0o777)
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.header().uid().unwrap(),
+                    e.header().mode().unwrap() & 0o777,
+                )
             })
             .collect();
         assert_eq!(
@@ -242,10 +348,19 @@ mod tests {
         let log = tmp.path().join("log");
         let cancel = CancelToken::new();
         let soon = Instant::now() + Duration::from_secs(10);
-        assert_eq!(run_step("echo hi > f", tmp.path(), &log, soon, &cancel).unwrap(), StepResult::Ok);
+        assert_eq!(
+            run_step("echo hi > f", tmp.path(), &log, soon, &cancel).unwrap(),
+            StepResult::Ok
+        );
         assert!(tmp.path().join("f").exists());
-        assert!(matches!(run_step("exit 3", tmp.path(), &log, soon, &cancel).unwrap(), StepResult::Failed(_)));
+        assert!(matches!(
+            run_step("exit 3", tmp.path(), &log, soon, &cancel).unwrap(),
+            StepResult::Failed(_)
+        ));
         let now = Instant::now() + Duration::from_millis(200);
-        assert_eq!(run_step("sleep 5", tmp.path(), &log, now, &cancel).unwrap(), StepResult::TimedOut);
+        assert_eq!(
+            run_step("sleep 5", tmp.path(), &log, now, &cancel).unwrap(),
+            StepResult::TimedOut
+        );
     }
 }

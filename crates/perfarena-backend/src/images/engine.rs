@@ -10,7 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
-use bollard::query_parameters::{BuildImageOptions, CreateImageOptions, PushImageOptions, RemoveImageOptions};
+use bollard::query_parameters::{
+    BuildImageOptions, CreateImageOptions, PushImageOptions, RemoveImageOptions,
+};
 use futures_util::StreamExt;
 
 use super::ImagesError;
@@ -72,14 +74,18 @@ impl Engine {
             .map_err(|e| ImagesError::Engine(e.to_string()))?
             .with_timeout(Duration::from_secs(7 * 24 * 3600));
         let engine = Engine { docker, runtime };
-        engine.short(engine.docker.ping())?.map_err(|e| ImagesError::Engine(e.to_string()))?;
+        engine
+            .short(engine.docker.ping())?
+            .map_err(|e| ImagesError::Engine(e.to_string()))?;
         Ok(engine)
     }
 
     fn short<F: std::future::Future>(&self, future: F) -> Result<F::Output, ImagesError> {
         self.runtime
             .block_on(async { tokio::time::timeout(SHORT_CALL, future).await })
-            .map_err(|_| ImagesError::Engine(format!("no answer within {} s", SHORT_CALL.as_secs())))
+            .map_err(|_| {
+                ImagesError::Engine(format!("no answer within {} s", SHORT_CALL.as_secs()))
+            })
     }
 
     /// The image, if the engine has it.
@@ -87,25 +93,40 @@ impl Engine {
         match self.short(self.docker.inspect_image(reference))? {
             Ok(image) => Ok(Some(LocalImage {
                 id: image.id.unwrap_or_default(),
-                labels: image.config.and_then(|c| c.labels).unwrap_or_default().into_iter().collect(),
+                labels: image
+                    .config
+                    .and_then(|c| c.labels)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect(),
                 repo_digests: image.repo_digests.unwrap_or_default(),
             })),
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(None),
             Err(e) => Err(ImagesError::Engine(e.to_string())),
         }
     }
 
     /// Where the engine keeps images (`docker info`'s DockerRootDir).
     pub fn root_dir(&self) -> Result<Option<PathBuf>, ImagesError> {
-        let info = self.short(self.docker.info())?.map_err(|e| ImagesError::Engine(e.to_string()))?;
+        let info = self
+            .short(self.docker.info())?
+            .map_err(|e| ImagesError::Engine(e.to_string()))?;
         Ok(info.docker_root_dir.map(PathBuf::from))
     }
 
     /// Removes an image by reference (its tag; layers other images use stay).
     pub fn remove(&self, reference: &str) -> Result<(), ImagesError> {
-        let options = RemoveImageOptions { force: true, ..Default::default() };
+        let options = RemoveImageOptions {
+            force: true,
+            ..Default::default()
+        };
         match self.short(self.docker.remove_image(reference, Some(options), None))? {
-            Ok(_) | Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Ok(_)
+            | Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(()),
             Err(e) => Err(ImagesError::Engine(e.to_string())),
         }
     }
@@ -126,7 +147,13 @@ impl Engine {
             dockerfile: request.dockerfile.clone(),
             t: Some(request.tag.clone()),
             buildargs: Some(request.args.clone().into_iter().collect::<HashMap<_, _>>()),
-            labels: Some(request.labels.clone().into_iter().collect::<HashMap<_, _>>()),
+            labels: Some(
+                request
+                    .labels
+                    .clone()
+                    .into_iter()
+                    .collect::<HashMap<_, _>>(),
+            ),
             networkmode: request.network.clone(),
             rm: true,
             // Remove the containers of failed steps too.
@@ -187,14 +214,19 @@ impl Engine {
         use sha2::{Digest as _, Sha256};
         let mut log_file = open_log(log)?;
         let reference = format!("{}:{}", tag.repository_with_registry(), tag.tag_or_latest());
-        let _ = writeln!(log_file, "appending one layer ({} bytes) to {base} as {reference}", layer.len());
+        let _ = writeln!(
+            log_file,
+            "appending one layer ({} bytes) to {base} as {reference}",
+            layer.len()
+        );
         let image = match self.short(self.docker.inspect_image(base))? {
             Ok(image) => image,
             Err(e) => return Ok(StreamEnd::Failed(format!("cannot inspect {base}: {e}"))),
         };
         let base_layers = image.root_fs.and_then(|r| r.layers).unwrap_or_default();
         let layer_diff = format!("sha256:{}", hex_of(&Sha256::digest(&layer)));
-        let mut config = serde_json::to_value(image.config.unwrap_or_default()).map_err(|e| ImagesError::Other(e.to_string()))?;
+        let mut config = serde_json::to_value(image.config.unwrap_or_default())
+            .map_err(|e| ImagesError::Other(e.to_string()))?;
         if let Some(object) = config.as_object_mut() {
             let labels_value = object.entry("Labels").or_insert(serde_json::json!({}));
             if !labels_value.is_object() {
@@ -211,8 +243,10 @@ impl Engine {
         // `docker history` still tells the whole story; else one placeholder per base layer.
         // The engine's history API does not say which entries made a layer: an entry did if it
         // has a size, or is a classic builder's WORKDIR (a layer of size 0).
-        let mut history: Vec<serde_json::Value> =
-            base_layers.iter().map(|d| serde_json::json!({ "created_by": format!("(a layer of {base}: {d})") })).collect();
+        let mut history: Vec<serde_json::Value> = base_layers
+            .iter()
+            .map(|d| serde_json::json!({ "created_by": format!("(a layer of {base}: {d})") }))
+            .collect();
         if let Ok(Ok(entries)) = self.short(self.docker.image_history(base)) {
             let rebuilt: Vec<serde_json::Value> = entries
                 .iter()
@@ -227,7 +261,9 @@ impl Engine {
                 history = rebuilt;
             }
         }
-        history.push(serde_json::json!({ "created": created, "created_by": comment, "comment": comment }));
+        history.push(
+            serde_json::json!({ "created": created, "created_by": comment, "comment": comment }),
+        );
         let mut diff_ids = base_layers.clone();
         diff_ids.push(layer_diff.clone());
         let image_config = serde_json::json!({
@@ -238,10 +274,14 @@ impl Engine {
             "rootfs": { "type": "layers", "diff_ids": diff_ids },
             "history": history,
         });
-        let config_bytes = serde_json::to_vec(&image_config).map_err(|e| ImagesError::Other(e.to_string()))?;
+        let config_bytes =
+            serde_json::to_vec(&image_config).map_err(|e| ImagesError::Other(e.to_string()))?;
         let config_hex = hex_of(&Sha256::digest(&config_bytes));
         // Base layers are named but absent: the engine looks them up by chain id first.
-        let layer_names: Vec<String> = diff_ids.iter().map(|d| format!("{}/layer.tar", d.trim_start_matches("sha256:"))).collect();
+        let layer_names: Vec<String> = diff_ids
+            .iter()
+            .map(|d| format!("{}/layer.tar", d.trim_start_matches("sha256:")))
+            .collect();
         let manifest = serde_json::json!([{ "Config": format!("{config_hex}.json"), "RepoTags": [reference], "Layers": layer_names }]);
         let mut archive = tar::Builder::new(Vec::new());
         let mut add = |name: &str, bytes: &[u8]| {
@@ -252,14 +292,34 @@ impl Engine {
             header.set_gid(0);
             header.set_mtime(0);
             header.set_cksum();
-            archive.append_data(&mut header, name, bytes).map_err(|e| ImagesError::io("image archive", e))
+            archive
+                .append_data(&mut header, name, bytes)
+                .map_err(|e| ImagesError::io("image archive", e))
         };
-        add("manifest.json", &serde_json::to_vec(&manifest).unwrap_or_default())?;
+        add(
+            "manifest.json",
+            &serde_json::to_vec(&manifest).unwrap_or_default(),
+        )?;
         add(&format!("{config_hex}.json"), &config_bytes)?;
-        add(layer_names.last().map(String::as_str).unwrap_or("layer.tar"), &layer)?;
-        let archive = archive.into_inner().map_err(|e| ImagesError::io("image archive", e))?;
-        let options = bollard::query_parameters::ImportImageOptions { quiet: true, ..Default::default() };
-        let stream = self.docker.import_image(options, bollard::body_full(bytes::Bytes::from(archive)), None);
+        add(
+            layer_names
+                .last()
+                .map(String::as_str)
+                .unwrap_or("layer.tar"),
+            &layer,
+        )?;
+        let archive = archive
+            .into_inner()
+            .map_err(|e| ImagesError::io("image archive", e))?;
+        let options = bollard::query_parameters::ImportImageOptions {
+            quiet: true,
+            ..Default::default()
+        };
+        let stream = self.docker.import_image(
+            options,
+            bollard::body_full(bytes::Bytes::from(archive)),
+            None,
+        );
         let deadline = Instant::now() + SHORT_CALL;
         let end = self.drive(stream, deadline, &CancelToken::new(), |item| match item {
             Ok(info) => {
@@ -278,8 +338,13 @@ impl Engine {
         // The tag must now name exactly the image whose config we wrote.
         match self.inspect(&reference)? {
             Some(found) if found.id == format!("sha256:{config_hex}") => Ok(StreamEnd::Done(())),
-            Some(found) => Ok(StreamEnd::Failed(format!("{reference} is {} after loading, not sha256:{config_hex}", found.id))),
-            None => Ok(StreamEnd::Failed(format!("{reference} is missing after loading"))),
+            Some(found) => Ok(StreamEnd::Failed(format!(
+                "{reference} is {} after loading, not sha256:{config_hex}",
+                found.id
+            ))),
+            None => Ok(StreamEnd::Failed(format!(
+                "{reference} is missing after loading"
+            ))),
         }
     }
 
@@ -293,10 +358,20 @@ impl Engine {
         cancel: &CancelToken,
     ) -> Result<StreamEnd<String>, ImagesError> {
         let mut log_file = open_log(log)?;
-        let _ = writeln!(log_file, "pushing {}:{}", name.repository_with_registry(), name.tag_or_latest());
-        let options = PushImageOptions { tag: Some(name.tag_or_latest().to_string()), ..Default::default() };
+        let _ = writeln!(
+            log_file,
+            "pushing {}:{}",
+            name.repository_with_registry(),
+            name.tag_or_latest()
+        );
+        let options = PushImageOptions {
+            tag: Some(name.tag_or_latest().to_string()),
+            ..Default::default()
+        };
         let creds = credentials.map(|c| c.to_docker(&name.registry));
-        let stream = self.docker.push_image(&name.repository_with_registry(), Some(options), creds);
+        let stream = self
+            .docker
+            .push_image(&name.repository_with_registry(), Some(options), creds);
         let mut digest = None;
         let end = self.drive(stream, deadline, cancel, |item| match item {
             Ok(info) => {
@@ -305,7 +380,9 @@ impl Engine {
                     if info.progress_detail.is_none() || !status.starts_with("Pushing") {
                         let _ = writeln!(log_file, "{status}");
                     }
-                    if let Some(found) = status.split_whitespace().find(|w| w.starts_with("sha256:")) {
+                    if let Some(found) =
+                        status.split_whitespace().find(|w| w.starts_with("sha256:"))
+                    {
                         digest = Some(found.to_string());
                     }
                 }
@@ -337,7 +414,12 @@ impl Engine {
         cancel: &CancelToken,
     ) -> Result<StreamEnd<()>, ImagesError> {
         let mut log_file = open_log(log)?;
-        let _ = writeln!(log_file, "pulling {}:{}", name.repository_with_registry(), name.tag_or_latest());
+        let _ = writeln!(
+            log_file,
+            "pulling {}:{}",
+            name.repository_with_registry(),
+            name.tag_or_latest()
+        );
         let options = CreateImageOptions {
             from_image: Some(name.repository_with_registry()),
             tag: Some(name.manifest_reference().to_string()),
@@ -403,7 +485,10 @@ fn hex_of(bytes: &[u8]) -> String {
 
 /// Now, RFC 3339 UTC (the image config's `created`).
 fn chrono_like_now() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     unix_to_rfc3339(secs)
 }
 
@@ -420,12 +505,18 @@ fn unix_to_rfc3339(secs: i64) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + if month <= 2 { 1 } else { 0 };
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 fn open_log(path: &Path) -> Result<File, ImagesError> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| ImagesError::io(format!("cannot create {}", parent.display()), e))?;
+        std::fs::create_dir_all(parent)
+            .map_err(|e| ImagesError::io(format!("cannot create {}", parent.display()), e))?;
     }
     std::fs::OpenOptions::new()
         .create(true)

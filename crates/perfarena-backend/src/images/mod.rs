@@ -27,10 +27,15 @@ use serde::Serialize;
 pub enum ImagesError {
     #[error("image reference {reference:?}: {message}")]
     Reference { reference: String, message: String },
-    #[error("docker engine: {0}; is the daemon running (`docker info`)? For the tests: `bash scripts/docker-env.sh up`")]
+    #[error(
+        "docker engine: {0}; is the daemon running (`docker info`)? For the tests: `bash scripts/docker-env.sh up`"
+    )]
     Engine(String),
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("git: {0}")]
     Git(String),
     #[error("{0}")]
@@ -40,12 +45,19 @@ pub enum ImagesError {
     #[error(
         "only {free_gib:.1} GiB free on {path} (build.min_free_disk_gib = {min_gib}): not starting a build that may fill the disk; free space (e.g. `docker image prune`) or lower build.min_free_disk_gib"
     )]
-    LowDisk { path: String, free_gib: f64, min_gib: f64 },
+    LowDisk {
+        path: String,
+        free_gib: f64,
+        min_gib: f64,
+    },
 }
 
 impl ImagesError {
     pub fn io(context: impl Into<String>, source: std::io::Error) -> ImagesError {
-        ImagesError::Io { context: context.into(), source }
+        ImagesError::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
@@ -94,7 +106,9 @@ impl Availability {
 }
 
 /// How building one image ended (one row per try in the store's `builds` table).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum BuildStatus {
     Success,

@@ -50,7 +50,12 @@ pub struct CandidatePatch {
 
 impl CandidatePatch {
     pub fn new(task: CommitId, name: CandidateName, text: String) -> CandidatePatch {
-        CandidatePatch { task, name, sha256: sha256_hex(&text), text }
+        CandidatePatch {
+            task,
+            name,
+            sha256: sha256_hex(&text),
+            text,
+        }
     }
 }
 
@@ -160,18 +165,31 @@ fn settings(suite: &Suite, commit: &CommitId, options: &PlanOptions) -> Settings
     if let Some(over) = over {
         args.extend(over.args.clone());
     }
-    let from_args = args.remove("max_jobs").and_then(|v| v.trim().parse::<u32>().ok());
-    let max_jobs = options.max_jobs.or(over.and_then(|o| o.max_jobs)).or(from_args).map(|j| j.max(1));
+    let from_args = args
+        .remove("max_jobs")
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    let max_jobs = options
+        .max_jobs
+        .or(over.and_then(|o| o.max_jobs))
+        .or(from_args)
+        .map(|j| j.max(1));
     Settings {
         args,
         max_jobs,
-        pre_build_patch: over.and_then(|o| o.pre_build_patch.clone()).filter(|p| !p.trim().is_empty()),
+        pre_build_patch: over
+            .and_then(|o| o.pre_build_patch.clone())
+            .filter(|p| !p.trim().is_empty()),
         permanently_failed: over.and_then(|o| o.permanently_failed.clone()),
     }
 }
 
-fn recipe_hash(recipe: &Recipe, args: &BTreeMap<String, String>, pre_build_patch: Option<&str>) -> String {
-    let canonical = serde_json::json!({ "recipe": recipe, "args": args, "pre_build_patch": pre_build_patch });
+fn recipe_hash(
+    recipe: &Recipe,
+    args: &BTreeMap<String, String>,
+    pre_build_patch: Option<&str>,
+) -> String {
+    let canonical =
+        serde_json::json!({ "recipe": recipe, "args": args, "pre_build_patch": pre_build_patch });
     sha256_hex(&canonical.to_string())
 }
 
@@ -180,21 +198,35 @@ fn bad_ref(task: &Task, err: impl std::fmt::Display) -> ImagesError {
 }
 
 /// Plans the images of `tasks` (parents resolved) and their `candidates`.
-pub fn plan(suite: &Suite, tasks: &[Task], candidates: &[CandidatePatch], options: &PlanOptions) -> Result<Vec<ImageJob>, ImagesError> {
+pub fn plan(
+    suite: &Suite,
+    tasks: &[Task],
+    candidates: &[CandidatePatch],
+    options: &PlanOptions,
+) -> Result<Vec<ImageJob>, ImagesError> {
     let mut humans = Vec::new();
     let mut baselines: Vec<ImageJob> = Vec::new();
     let mut cands = Vec::new();
     let mut seen = BTreeSet::new();
     for task in tasks {
         let parent = task.parent.clone().ok_or_else(|| {
-            ImagesError::Other(format!("task {}: no parent commit: import tasks with the repository set (repo.path)", task.short_id()))
+            ImagesError::Other(format!(
+                "task {}: no parent commit: import tasks with the repository set (repo.path)",
+                task.short_id()
+            ))
         })?;
-        let human_ref = image_ref(&suite.images, task, &VariantKind::Human, None).map_err(|e| bad_ref(task, e))?;
-        let baseline_ref = image_ref(&suite.images, task, &VariantKind::Baseline, None).map_err(|e| bad_ref(task, e))?;
+        let human_ref = image_ref(&suite.images, task, &VariantKind::Human, None)
+            .map_err(|e| bad_ref(task, e))?;
+        let baseline_ref = image_ref(&suite.images, task, &VariantKind::Baseline, None)
+            .map_err(|e| bad_ref(task, e))?;
         let dockerfile = suite.build.dockerfile.clone();
         let full = |variant: VariantKind, image: String, commit: CommitId| {
             let s = settings(suite, &commit, options);
-            let dockerfile = options.dockerfiles.get(&commit).unwrap_or(&dockerfile).clone();
+            let dockerfile = options
+                .dockerfiles
+                .get(&commit)
+                .unwrap_or(&dockerfile)
+                .clone();
             let recipe = Recipe::Full { dockerfile };
             let hash = recipe_hash(&recipe, &s.args, s.pre_build_patch.as_deref());
             ImageJob {
@@ -215,7 +247,11 @@ pub fn plan(suite: &Suite, tasks: &[Task], candidates: &[CandidatePatch], option
             }
         };
         if options.variants.wants(&VariantKind::Human) && seen.insert(human_ref.clone()) {
-            humans.push(full(VariantKind::Human, human_ref.clone(), task.commit.clone()));
+            humans.push(full(
+                VariantKind::Human,
+                human_ref.clone(),
+                task.commit.clone(),
+            ));
         }
         if options.variants.wants(&VariantKind::Baseline) {
             if seen.insert(baseline_ref.clone()) {
@@ -231,7 +267,8 @@ pub fn plan(suite: &Suite, tasks: &[Task], candidates: &[CandidatePatch], option
             if !options.variants.wants(&variant) {
                 continue;
             }
-            let image = image_ref(&suite.images, task, &variant, Some(&cand.sha256)).map_err(|e| bad_ref(task, e))?;
+            let image = image_ref(&suite.images, task, &variant, Some(&cand.sha256))
+                .map_err(|e| bad_ref(task, e))?;
             if !seen.insert(image.clone()) {
                 continue;
             }
@@ -262,7 +299,9 @@ pub fn plan(suite: &Suite, tasks: &[Task], candidates: &[CandidatePatch], option
                 args: s.args,
                 max_jobs: s.max_jobs,
                 pre_build_patch: s.pre_build_patch,
-                permanently_failed: s.permanently_failed.map(|reason| format!("its baseline is permanently failed: {reason}")),
+                permanently_failed: s
+                    .permanently_failed
+                    .map(|reason| format!("its baseline is permanently failed: {reason}")),
                 requires_human: None,
                 recipe_hash: hash,
             });
@@ -315,27 +354,60 @@ mod tests {
         Suite::from_toml_str(&text, "s.toml").unwrap()
     }
 
-    const PY_PATCH: &str = "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x\n+y\n";
+    const PY_PATCH: &str =
+        "diff --git a/a.py b/a.py\n--- a/a.py\n+++ b/a.py\n@@ -1 +1 @@\n-x\n+y\n";
     const C_PATCH: &str = "diff --git a/csrc/k.cu b/csrc/k.cu\n--- a/csrc/k.cu\n+++ b/csrc/k.cu\n@@ -1 +1 @@\n-x\n+y\n";
 
     #[test]
     fn humans_then_baselines_then_candidates_with_shared_parents_once() {
         let tasks = [task(C1, P), task(C2, P)];
         let cands = [
-            CandidatePatch::new(tasks[0].commit.clone(), CandidateName::parse("py").unwrap(), PY_PATCH.into()),
-            CandidatePatch::new(tasks[0].commit.clone(), CandidateName::parse("cu").unwrap(), C_PATCH.into()),
+            CandidatePatch::new(
+                tasks[0].commit.clone(),
+                CandidateName::parse("py").unwrap(),
+                PY_PATCH.into(),
+            ),
+            CandidatePatch::new(
+                tasks[0].commit.clone(),
+                CandidateName::parse("cu").unwrap(),
+                C_PATCH.into(),
+            ),
         ];
         let jobs = plan(&suite(""), &tasks, &cands, &PlanOptions::default()).unwrap();
-        let names: Vec<(String, &str)> = jobs.iter().map(|j| (j.variant.to_string(), j.image.as_str())).collect();
+        let names: Vec<(String, &str)> = jobs
+            .iter()
+            .map(|j| (j.variant.to_string(), j.image.as_str()))
+            .collect();
         assert_eq!(names.len(), 5, "{names:?}");
-        assert_eq!(names[0], ("human".into(), "reg:5000/toy:1111111111111111111111111111111111111111"));
-        assert_eq!(names[2], ("baseline".into(), "reg:5000/toy:baseline-000000000000"));
+        assert_eq!(
+            names[0],
+            (
+                "human".into(),
+                "reg:5000/toy:1111111111111111111111111111111111111111"
+            )
+        );
+        assert_eq!(
+            names[2],
+            ("baseline".into(), "reg:5000/toy:baseline-000000000000")
+        );
         assert_eq!(jobs[2].shared_with, vec![tasks[1].commit.clone()]);
-        assert_eq!(jobs[2].requires_human.as_deref(), Some("reg:5000/toy:1111111111111111111111111111111111111111"));
+        assert_eq!(
+            jobs[2].requires_human.as_deref(),
+            Some("reg:5000/toy:1111111111111111111111111111111111111111")
+        );
         assert_eq!(jobs[0].max_jobs, Some(8));
         assert!(!jobs[0].args.contains_key("max_jobs"));
         match (&jobs[3].recipe, &jobs[4].recipe) {
-            (Recipe::Candidate { rebuild_paths: py, base_image, .. }, Recipe::Candidate { rebuild_paths: cu, .. }) => {
+            (
+                Recipe::Candidate {
+                    rebuild_paths: py,
+                    base_image,
+                    ..
+                },
+                Recipe::Candidate {
+                    rebuild_paths: cu, ..
+                },
+            ) => {
                 assert!(py.is_empty());
                 assert_eq!(cu, &vec!["csrc/k.cu".to_string()]);
                 assert_eq!(base_image, "reg:5000/toy:baseline-000000000000");
@@ -355,17 +427,37 @@ mod tests {
         );
         let tasks = [task(C1, P), task(C2, C1)];
         let jobs = plan(&suite(&extra), &tasks, &[], &PlanOptions::default()).unwrap();
-        let baseline_p = jobs.iter().find(|j| j.image.ends_with("baseline-000000000000")).unwrap();
+        let baseline_p = jobs
+            .iter()
+            .find(|j| j.image.ends_with("baseline-000000000000"))
+            .unwrap();
         assert_eq!(baseline_p.max_jobs, Some(2));
         assert_eq!(baseline_p.args["nvcc_threads"], "1");
         assert!(baseline_p.pre_build_patch.is_some());
-        let human_2 = jobs.iter().find(|j| j.variant == VariantKind::Human && j.task.as_str() == C2).unwrap();
+        let human_2 = jobs
+            .iter()
+            .find(|j| j.variant == VariantKind::Human && j.task.as_str() == C2)
+            .unwrap();
         assert_eq!(human_2.permanently_failed.as_deref(), Some("needs cuda 11"));
-        let human_1 = jobs.iter().find(|j| j.variant == VariantKind::Human && j.task.as_str() == C1).unwrap();
-        assert_eq!((human_1.max_jobs, human_1.pre_build_patch.as_deref()), (Some(8), None));
+        let human_1 = jobs
+            .iter()
+            .find(|j| j.variant == VariantKind::Human && j.task.as_str() == C1)
+            .unwrap();
+        assert_eq!(
+            (human_1.max_jobs, human_1.pre_build_patch.as_deref()),
+            (Some(8), None)
+        );
         // --max-jobs wins over everything.
-        let options = PlanOptions { max_jobs: Some(3), ..Default::default() };
-        assert!(plan(&suite(&extra), &tasks, &[], &options).unwrap().iter().all(|j| j.max_jobs == Some(3)));
+        let options = PlanOptions {
+            max_jobs: Some(3),
+            ..Default::default()
+        };
+        assert!(
+            plan(&suite(&extra), &tasks, &[], &options)
+                .unwrap()
+                .iter()
+                .all(|j| j.max_jobs == Some(3))
+        );
         // The recipe hash follows the recipe.
         assert_ne!(baseline_p.recipe_hash, human_1.recipe_hash);
     }
@@ -373,13 +465,26 @@ mod tests {
     #[test]
     fn the_variant_filter_selects() {
         let tasks = [task(C1, P)];
-        let cands = [CandidatePatch::new(tasks[0].commit.clone(), CandidateName::parse("py").unwrap(), PY_PATCH.into())];
+        let cands = [CandidatePatch::new(
+            tasks[0].commit.clone(),
+            CandidateName::parse("py").unwrap(),
+            PY_PATCH.into(),
+        )];
         for (filter, expected) in [
             (VariantFilter::Human, vec!["human"]),
             (VariantFilter::Baseline, vec!["baseline"]),
             (VariantFilter::Candidates, vec!["candidate:py"]),
         ] {
-            let jobs = plan(&suite(""), &tasks, &cands, &PlanOptions { variants: filter, ..Default::default() }).unwrap();
+            let jobs = plan(
+                &suite(""),
+                &tasks,
+                &cands,
+                &PlanOptions {
+                    variants: filter,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             let got: Vec<String> = jobs.iter().map(|j| j.variant.to_string()).collect();
             assert_eq!(got, expected);
         }

@@ -20,20 +20,27 @@ pub struct ImageName {
 
 impl ImageName {
     pub fn parse(reference: &str) -> Result<ImageName, ImagesError> {
-        let bad = |message: &str| ImagesError::Reference { reference: reference.to_string(), message: message.to_string() };
+        let bad = |message: &str| ImagesError::Reference {
+            reference: reference.to_string(),
+            message: message.to_string(),
+        };
         let text = reference.trim();
         if text.is_empty() {
             return Err(bad("empty"));
         }
         if text.contains("://") {
-            return Err(bad("an image reference has no scheme: write `host:port/repo:tag`"));
+            return Err(bad(
+                "an image reference has no scheme: write `host:port/repo:tag`",
+            ));
         }
         let (rest, digest) = match text.split_once('@') {
             Some((rest, digest)) => (rest, Some(digest.to_string())),
             None => (text, None),
         };
         let (registry, path) = match rest.split_once('/') {
-            Some((first, path)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            Some((first, path))
+                if first.contains('.') || first.contains(':') || first == "localhost" =>
+            {
                 (first.to_string(), path.to_string())
             }
             _ => (DOCKER_HUB.to_string(), rest.to_string()),
@@ -41,34 +48,58 @@ impl ImageName {
         // The tag is after the last `:` of the last path component (a registry port is not in `path`).
         let last_slash = path.rfind('/').map(|i| i + 1).unwrap_or(0);
         let (repository, tag) = match path[last_slash..].rfind(':') {
-            Some(i) => (path[..last_slash + i].to_string(), Some(path[last_slash + i + 1..].to_string())),
+            Some(i) => (
+                path[..last_slash + i].to_string(),
+                Some(path[last_slash + i + 1..].to_string()),
+            ),
             None => (path.clone(), None),
         };
         if repository.is_empty() {
             return Err(bad("no repository name"));
         }
-        let valid_repo = repository
-            .split('/')
-            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c)));
+        let valid_repo = repository.split('/').all(|part| {
+            !part.is_empty()
+                && part
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+        });
         if !valid_repo {
-            return Err(bad("repository names are lowercase letters, digits and `._-`, separated by `/`"));
+            return Err(bad(
+                "repository names are lowercase letters, digits and `._-`, separated by `/`",
+            ));
         }
         if let Some(tag) = &tag {
             let valid_tag = !tag.is_empty()
                 && tag.len() <= 128
-                && tag.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+                && tag
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
                 && !tag.starts_with(['.', '-']);
             if !valid_tag {
-                return Err(bad("a tag is up to 128 letters, digits and `._-`, not starting with `.` or `-`"));
+                return Err(bad(
+                    "a tag is up to 128 letters, digits and `._-`, not starting with `.` or `-`",
+                ));
             }
         }
-        let repository = if registry == DOCKER_HUB && !repository.contains('/') { format!("library/{repository}") } else { repository };
-        Ok(ImageName { registry, repository, tag, digest })
+        let repository = if registry == DOCKER_HUB && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository
+        };
+        Ok(ImageName {
+            registry,
+            repository,
+            tag,
+            digest,
+        })
     }
 
     /// What the manifest is asked by: the digest if there is one, else the tag (`latest` if none).
     pub fn manifest_reference(&self) -> &str {
-        self.digest.as_deref().or(self.tag.as_deref()).unwrap_or("latest")
+        self.digest
+            .as_deref()
+            .or(self.tag.as_deref())
+            .unwrap_or("latest")
     }
 
     /// The tag (`latest` when none is written).
@@ -83,13 +114,21 @@ impl ImageName {
 
     /// The host the distribution API answers on.
     pub fn api_host(&self) -> &str {
-        if self.registry == DOCKER_HUB { DOCKER_HUB_API } else { &self.registry }
+        if self.registry == DOCKER_HUB {
+            DOCKER_HUB_API
+        } else {
+            &self.registry
+        }
     }
 
     /// The key credentials are stored under in a docker config (`https://index.docker.io/v1/`
     /// for Docker Hub, the host otherwise).
     pub fn auth_key(&self) -> &str {
-        if self.registry == DOCKER_HUB { "https://index.docker.io/v1/" } else { &self.registry }
+        if self.registry == DOCKER_HUB {
+            "https://index.docker.io/v1/"
+        } else {
+            &self.registry
+        }
     }
 
     /// Whether the registry is on this host (plain HTTP, like dockerd's default insecure range).
@@ -102,9 +141,16 @@ impl ImageName {
 /// `host:port` → `host` (IPv6 in brackets kept).
 fn host_of(registry: &str) -> &str {
     if registry.starts_with('[') {
-        return registry.split(']').next().map(|h| &registry[..h.len() + 1]).unwrap_or(registry);
+        return registry
+            .split(']')
+            .next()
+            .map(|h| &registry[..h.len() + 1])
+            .unwrap_or(registry);
     }
-    registry.rsplit_once(':').map(|(h, _)| h).unwrap_or(registry)
+    registry
+        .rsplit_once(':')
+        .map(|(h, _)| h)
+        .unwrap_or(registry)
 }
 
 #[cfg(test)]
@@ -113,32 +159,74 @@ mod tests {
 
     fn check(reference: &str, registry: &str, repository: &str, tag: Option<&str>) {
         let name = ImageName::parse(reference).unwrap();
-        assert_eq!((name.registry.as_str(), name.repository.as_str(), name.tag.as_deref()), (registry, repository, tag), "{reference}");
+        assert_eq!(
+            (
+                name.registry.as_str(),
+                name.repository.as_str(),
+                name.tag.as_deref()
+            ),
+            (registry, repository, tag),
+            "{reference}"
+        );
     }
 
     #[test]
     fn references_split_like_docker() {
-        check("127.0.0.1:5000/toyllm:baseline-abc", "127.0.0.1:5000", "toyllm", Some("baseline-abc"));
+        check(
+            "127.0.0.1:5000/toyllm:baseline-abc",
+            "127.0.0.1:5000",
+            "toyllm",
+            Some("baseline-abc"),
+        );
         check("localhost/a/b", "localhost", "a/b", None);
         check("python:3.12", "docker.io", "library/python", Some("3.12"));
-        check("org/vllm:35fad35a", "docker.io", "org/vllm", Some("35fad35a"));
+        check(
+            "org/vllm:35fad35a",
+            "docker.io",
+            "org/vllm",
+            Some("35fad35a"),
+        );
         check("ghcr.io/org/img", "ghcr.io", "org/img", None);
         let name = ImageName::parse("reg.example:443/x@sha256:abcd").unwrap();
         assert_eq!(name.manifest_reference(), "sha256:abcd");
-        assert_eq!(ImageName::parse("x").unwrap().manifest_reference(), "latest");
-        assert_eq!(ImageName::parse("x").unwrap().api_host(), "registry-1.docker.io");
+        assert_eq!(
+            ImageName::parse("x").unwrap().manifest_reference(),
+            "latest"
+        );
+        assert_eq!(
+            ImageName::parse("x").unwrap().api_host(),
+            "registry-1.docker.io"
+        );
     }
 
     #[test]
     fn loopback_registries_are_plain_http() {
-        assert!(ImageName::parse("127.0.0.1:5000/a:b").unwrap().is_loopback());
-        assert!(ImageName::parse("localhost:5000/a:b").unwrap().is_loopback());
-        assert!(!ImageName::parse("registry.example:5000/a:b").unwrap().is_loopback());
+        assert!(
+            ImageName::parse("127.0.0.1:5000/a:b")
+                .unwrap()
+                .is_loopback()
+        );
+        assert!(
+            ImageName::parse("localhost:5000/a:b")
+                .unwrap()
+                .is_loopback()
+        );
+        assert!(
+            !ImageName::parse("registry.example:5000/a:b")
+                .unwrap()
+                .is_loopback()
+        );
     }
 
     #[test]
     fn bad_references_say_why() {
-        for bad in ["", "http://reg/a:b", "Reg.example/UPPER:tag", "reg.example/a:-x", "reg.example/:tag"] {
+        for bad in [
+            "",
+            "http://reg/a:b",
+            "Reg.example/UPPER:tag",
+            "reg.example/a:-x",
+            "reg.example/:tag",
+        ] {
             assert!(ImageName::parse(bad).is_err(), "{bad}");
         }
     }

@@ -34,26 +34,58 @@ pub struct RegistryClient {
 }
 
 impl RegistryClient {
-    pub fn new(credentials: CredentialSource, insecure: Vec<String>, timeout: Duration) -> RegistryClient {
-        let agent: ureq::Agent =
-            ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).max_redirects(3).build().into();
+    pub fn new(
+        credentials: CredentialSource,
+        insecure: Vec<String>,
+        timeout: Duration,
+    ) -> RegistryClient {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .timeout_global(Some(timeout))
+            .http_status_as_error(false)
+            .max_redirects(3)
+            .build()
+            .into();
         let mut insecure = insecure;
         if let Ok(extra) = std::env::var("PERFARENA_INSECURE_REGISTRIES") {
-            insecure.extend(extra.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from));
+            insecure.extend(
+                extra
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            );
         }
-        RegistryClient { agent, credentials, insecure, tokens: Mutex::new(HashMap::new()) }
+        RegistryClient {
+            agent,
+            credentials,
+            insecure,
+            tokens: Mutex::new(HashMap::new()),
+        }
     }
 
     fn base_url(&self, name: &ImageName) -> String {
         let plain = name.is_loopback() || self.insecure.iter().any(|h| h == &name.registry);
-        format!("{}://{}", if plain { "http" } else { "https" }, name.api_host())
+        format!(
+            "{}://{}",
+            if plain { "http" } else { "https" },
+            name.api_host()
+        )
     }
 
     /// Whether the registry holds `name`'s manifest, with its digest.
     pub fn manifest(&self, name: &ImageName) -> Availability {
-        let url = format!("{}/v2/{}/manifests/{}", self.base_url(name), name.repository, name.manifest_reference());
+        let url = format!(
+            "{}/v2/{}/manifests/{}",
+            self.base_url(name),
+            name.repository,
+            name.manifest_reference()
+        );
         let scope = format!("repository:{}:pull", name.repository);
-        let cached = self.tokens.lock().ok().and_then(|t| t.get(&(name.registry.clone(), scope.clone())).cloned());
+        let cached = self
+            .tokens
+            .lock()
+            .ok()
+            .and_then(|t| t.get(&(name.registry.clone(), scope.clone())).cloned());
         let mut auth_header = cached.map(|t| format!("Bearer {t}"));
         for _ in 0..2 {
             let mut request = self.agent.head(&url).header("Accept", MANIFEST_ACCEPT);
@@ -62,19 +94,36 @@ impl RegistryClient {
             }
             let response = match request.call() {
                 Ok(response) => response,
-                Err(err) => return Availability::Unknown { reason: format!("{url}: {err}") },
+                Err(err) => {
+                    return Availability::Unknown {
+                        reason: format!("{url}: {err}"),
+                    };
+                }
             };
             match response.status().as_u16() {
                 200 => {
-                    let digest = response.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()).map(String::from);
+                    let digest = response
+                        .headers()
+                        .get("docker-content-digest")
+                        .and_then(|v| v.to_str().ok())
+                        .map(String::from);
                     return Availability::Present { digest };
                 }
                 404 => return Availability::Missing,
                 401 if auth_header.is_none() => {
-                    let challenge = response.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+                    let challenge = response
+                        .headers()
+                        .get("www-authenticate")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
                     match self.authorize(name, &challenge, &scope) {
                         Ok(header) => auth_header = Some(header),
-                        Err(reason) => return Availability::Unknown { reason: format!("{url}: {reason}") },
+                        Err(reason) => {
+                            return Availability::Unknown {
+                                reason: format!("{url}: {reason}"),
+                            };
+                        }
                     }
                 }
                 401 | 403 => {
@@ -85,10 +134,16 @@ impl RegistryClient {
                         ),
                     };
                 }
-                code => return Availability::Unknown { reason: format!("{url}: HTTP {code}") },
+                code => {
+                    return Availability::Unknown {
+                        reason: format!("{url}: HTTP {code}"),
+                    };
+                }
             }
         }
-        Availability::Unknown { reason: format!("{url}: still unauthorized after authenticating") }
+        Availability::Unknown {
+            reason: format!("{url}: still unauthorized after authenticating"),
+        }
     }
 
     /// Answers a `WWW-Authenticate` challenge: the `Authorization` header value to retry with.
@@ -114,7 +169,13 @@ impl RegistryClient {
         }
     }
 
-    fn fetch_token(&self, realm: &str, service: &str, scope: &str, credentials: Option<&Credentials>) -> Result<String, String> {
+    fn fetch_token(
+        &self,
+        realm: &str,
+        service: &str,
+        scope: &str,
+        credentials: Option<&Credentials>,
+    ) -> Result<String, String> {
         let response = match credentials {
             Some(Credentials::IdentityToken(refresh)) => self.agent.post(realm).send_form([
                 ("grant_type", "refresh_token"),
@@ -130,14 +191,26 @@ impl RegistryClient {
                 .query("scope", scope)
                 .header("Authorization", basic(username, password))
                 .call(),
-            None => self.agent.get(realm).query("service", service).query("scope", scope).call(),
+            None => self
+                .agent
+                .get(realm)
+                .query("service", service)
+                .query("scope", scope)
+                .call(),
         };
         let mut response = response.map_err(|e| format!("token endpoint {realm}: {e}"))?;
         if !response.status().is_success() {
-            return Err(format!("token endpoint {realm}: HTTP {}", response.status().as_u16()));
+            return Err(format!(
+                "token endpoint {realm}: HTTP {}",
+                response.status().as_u16()
+            ));
         }
-        let body = response.body_mut().read_to_string().map_err(|e| format!("token endpoint {realm}: {e}"))?;
-        let json: serde_json::Value = serde_json::from_str(&body).map_err(|e| format!("token endpoint {realm}: {e}"))?;
+        let body = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| format!("token endpoint {realm}: {e}"))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&body).map_err(|e| format!("token endpoint {realm}: {e}"))?;
         json.get("token")
             .or_else(|| json.get("access_token"))
             .and_then(|t| t.as_str())
@@ -147,7 +220,10 @@ impl RegistryClient {
 }
 
 fn basic(username: &str, password: &str) -> String {
-    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")))
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+    )
 }
 
 /// `Bearer realm="…",service="…",scope="repository:a:pull,push"` → ("Bearer", params).
@@ -160,7 +236,12 @@ fn parse_challenge(header: &str) -> (String, HashMap<String, String>) {
         while chars.peek().is_some_and(|c| *c == ',' || c.is_whitespace()) {
             chars.next();
         }
-        let key: String = chars.by_ref().take_while(|c| *c != '=').collect::<String>().trim().to_string();
+        let key: String = chars
+            .by_ref()
+            .take_while(|c| *c != '=')
+            .collect::<String>()
+            .trim()
+            .to_string();
         if key.is_empty() {
             break;
         }
@@ -175,7 +256,12 @@ fn parse_challenge(header: &str) -> (String, HashMap<String, String>) {
                 }
             }
         } else {
-            value = chars.by_ref().take_while(|c| *c != ',').collect::<String>().trim().to_string();
+            value = chars
+                .by_ref()
+                .take_while(|c| *c != ',')
+                .collect::<String>()
+                .trim()
+                .to_string();
         }
         params.insert(key.to_ascii_lowercase(), value);
     }
@@ -188,14 +274,18 @@ mod tests {
 
     #[test]
     fn challenges_parse_with_commas_in_quotes() {
-        let (scheme, params) =
-            parse_challenge(r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#);
+        let (scheme, params) = parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a/b:pull,push""#,
+        );
         assert_eq!(scheme, "Bearer");
         assert_eq!(params["realm"], "https://auth.example/token");
         assert_eq!(params["service"], "registry.example");
         assert_eq!(params["scope"], "repository:a/b:pull,push");
         let (scheme, params) = parse_challenge(r#"Basic realm="Registry Realm""#);
-        assert_eq!((scheme.as_str(), params["realm"].as_str()), ("Basic", "Registry Realm"));
+        assert_eq!(
+            (scheme.as_str(), params["realm"].as_str()),
+            ("Basic", "Registry Realm")
+        );
     }
 
     #[test]

@@ -32,31 +32,66 @@ pub struct BuildFailure {
 /// Reads a build's log and the engine's final error message.
 pub fn classify(log: &str, engine_error: &str) -> BuildFailure {
     let exit_code = exit_code_of(engine_error).or_else(|| log.lines().rev().find_map(exit_code_of));
-    let lines: Vec<&str> = log.lines().chain(engine_error.lines()).map(str::trim).filter(|l| !l.is_empty()).collect();
-    if let Some(line) = lines.iter().find(|l| NO_SPACE_SIGNATURES.iter().any(|s| l.contains(s))) {
-        return BuildFailure { kind: FailureKind::NoSpace, excerpt: clip(line), exit_code };
+    let lines: Vec<&str> = log
+        .lines()
+        .chain(engine_error.lines())
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    if let Some(line) = lines
+        .iter()
+        .find(|l| NO_SPACE_SIGNATURES.iter().any(|s| l.contains(s)))
+    {
+        return BuildFailure {
+            kind: FailureKind::NoSpace,
+            excerpt: clip(line),
+            exit_code,
+        };
     }
-    let oom_line = lines.iter().find(|l| OOM_SIGNATURES[..4].iter().any(|s| l.contains(s)));
+    let oom_line = lines
+        .iter()
+        .find(|l| OOM_SIGNATURES[..4].iter().any(|s| l.contains(s)));
     if let Some(line) = oom_line {
-        return BuildFailure { kind: FailureKind::OutOfMemory, excerpt: clip(line), exit_code };
+        return BuildFailure {
+            kind: FailureKind::OutOfMemory,
+            excerpt: clip(line),
+            exit_code,
+        };
     }
     if exit_code == Some(137) {
-        let line = lines.iter().rev().find(|l| OOM_SIGNATURES[4..].iter().any(|s| l.contains(s))).copied().unwrap_or(engine_error);
-        return BuildFailure { kind: FailureKind::OutOfMemory, excerpt: clip(line), exit_code };
+        let line = lines
+            .iter()
+            .rev()
+            .find(|l| OOM_SIGNATURES[4..].iter().any(|s| l.contains(s)))
+            .copied()
+            .unwrap_or(engine_error);
+        return BuildFailure {
+            kind: FailureKind::OutOfMemory,
+            excerpt: clip(line),
+            exit_code,
+        };
     }
-    BuildFailure { kind: FailureKind::Other, excerpt: clip(error_line(&lines).unwrap_or(engine_error)), exit_code }
+    BuildFailure {
+        kind: FailureKind::Other,
+        excerpt: clip(error_line(&lines).unwrap_or(engine_error)),
+        exit_code,
+    }
 }
 
 /// The last line that looks like an error, other than the engine's "returned a non-zero code".
 fn error_line<'a>(lines: &[&'a str]) -> Option<&'a str> {
-    let is_engine_line = |l: &str| l.contains("returned a non-zero code") || l.contains("executor failed running");
+    let is_engine_line =
+        |l: &str| l.contains("returned a non-zero code") || l.contains("executor failed running");
     lines
         .iter()
         .rev()
         .find(|l| {
             let lower = l.to_ascii_lowercase();
             !is_engine_line(l)
-                && (lower.contains("error") || lower.contains("exception") || lower.contains("fatal") || lower.contains("no module named"))
+                && (lower.contains("error")
+                    || lower.contains("exception")
+                    || lower.contains("fatal")
+                    || lower.contains("no module named"))
         })
         .copied()
 }
@@ -65,7 +100,10 @@ fn error_line<'a>(lines: &[&'a str]) -> Option<&'a str> {
 fn exit_code_of(line: &str) -> Option<i64> {
     for marker in ["returned a non-zero code: ", "exit code: "] {
         if let Some(idx) = line.rfind(marker) {
-            let digits: String = line[idx + marker.len()..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            let digits: String = line[idx + marker.len()..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
             if let Ok(code) = digits.parse() {
                 return Some(code);
             }
@@ -102,7 +140,11 @@ mod tests {
 
     fn check(log: &str, engine: &str, kind: FailureKind, excerpt: &str, code: Option<i64>) {
         let failure = classify(log, engine);
-        assert_eq!((failure.kind, failure.excerpt.as_str(), failure.exit_code), (kind, excerpt, code), "{log}");
+        assert_eq!(
+            (failure.kind, failure.excerpt.as_str(), failure.exit_code),
+            (kind, excerpt, code),
+            "{log}"
+        );
     }
 
     #[test]
@@ -150,7 +192,19 @@ mod tests {
             "ValueError: could not convert string to float: '64x'",
             Some(1),
         );
-        check("", "pull access denied for nothing", FailureKind::Other, "pull access denied for nothing", None);
-        check("\u{1b}[91mError: boom\u{1b}[0m\n", "", FailureKind::Other, "Error: boom", None);
+        check(
+            "",
+            "pull access denied for nothing",
+            FailureKind::Other,
+            "pull access denied for nothing",
+            None,
+        );
+        check(
+            "\u{1b}[91mError: boom\u{1b}[0m\n",
+            "",
+            FailureKind::Other,
+            "Error: boom",
+            None,
+        );
     }
 }

@@ -48,30 +48,63 @@ pub struct BuildJobOutcome {
 /// Writes the script of `builds` into `dir` and submits it: one job, or a job array of at most
 /// `slurm.array_limit` concurrent tasks. `timeout` is each build's time limit (`build.timeout_s`)
 /// unless `slurm.time_limit` is set.
-pub fn submit_builds(settings: &SlurmSection, dir: &Path, builds: &[BuildCommand], timeout: Duration) -> Result<BuildSubmission, BackendError> {
+pub fn submit_builds(
+    settings: &SlurmSection,
+    dir: &Path,
+    builds: &[BuildCommand],
+    timeout: Duration,
+) -> Result<BuildSubmission, BackendError> {
     if builds.is_empty() {
         return Err(BackendError::Other("no builds to submit".into()));
     }
-    fs::create_dir_all(dir).map_err(|e| BackendError::io(format!("cannot create {}", dir.display()), e))?;
+    fs::create_dir_all(dir)
+        .map_err(|e| BackendError::io(format!("cannot create {}", dir.display()), e))?;
     let array = builds.len() > 1;
-    let output = if array { dir.join("slurm-%A_%a.out") } else { dir.join("slurm-%j.out") };
+    let output = if array {
+        dir.join("slurm-%A_%a.out")
+    } else {
+        dir.join("slurm-%j.out")
+    };
     let mut header = JobHeader::from_settings(settings, "pa-build".into(), output, timeout);
     if array {
-        header.array = Some(format!("0-{}%{}", builds.len() - 1, settings.array_limit.max(1)));
+        header.array = Some(format!(
+            "0-{}%{}",
+            builds.len() - 1,
+            settings.array_limit.max(1)
+        ));
     }
     let script = dir.join("build.sh");
     let text = build_script(&header, dir, builds, &settings.prologue);
-    fs::write(&script, text).map_err(|e| BackendError::io(format!("cannot write {}", script.display()), e))?;
-    let comment = format!("--comment=perfarena.build={};perfarena.owner={}:{}", builds.len(), super::hostname(), std::process::id());
+    fs::write(&script, text)
+        .map_err(|e| BackendError::io(format!("cannot write {}", script.display()), e))?;
+    let comment = format!(
+        "--comment=perfarena.build={};perfarena.owner={}:{}",
+        builds.len(),
+        super::hostname(),
+        std::process::id()
+    );
     match SlurmCli.submit(&script, &[comment])? {
-        Ok(job_id) => Ok(BuildSubmission { job_id, script, dir: dir.to_path_buf(), builds: builds.to_vec() }),
-        Err(message) => Err(BackendError::Other(format!("sbatch refused the build job ({}): {message}", script.display()))),
+        Ok(job_id) => Ok(BuildSubmission {
+            job_id,
+            script,
+            dir: dir.to_path_buf(),
+            builds: builds.to_vec(),
+        }),
+        Err(message) => Err(BackendError::Other(format!(
+            "sbatch refused the build job ({}): {message}",
+            script.display()
+        ))),
     }
 }
 
 /// Waits for a build submission to end and reports each build. On cancellation the job is
 /// cancelled and `Err(Cancelled)` returned.
-pub fn wait_builds(submission: &BuildSubmission, poll: Duration, cancel: &CancelToken, events: &dyn EventSink) -> Result<Vec<BuildJobOutcome>, BackendError> {
+pub fn wait_builds(
+    submission: &BuildSubmission,
+    poll: Duration,
+    cancel: &CancelToken,
+    events: &dyn EventSink,
+) -> Result<Vec<BuildJobOutcome>, BackendError> {
     let cli = SlurmCli;
     let mut reported: BTreeMap<usize, bool> = BTreeMap::new();
     loop {
@@ -84,9 +117,14 @@ pub fn wait_builds(submission: &BuildSubmission, poll: Duration, cancel: &Cancel
             return Err(BackendError::Cancelled);
         }
         for (idx, build) in submission.builds.iter().enumerate() {
-            if !reported.contains_key(&idx) && submission.dir.join(format!("build-{idx}.rc")).exists() {
+            if !reported.contains_key(&idx)
+                && submission.dir.join(format!("build-{idx}.rc")).exists()
+            {
                 reported.insert(idx, true);
-                events.emit(Event::BuildStep { image: build.name.clone(), step: format!("slurm job {} task {idx} finished", submission.job_id) });
+                events.emit(Event::BuildStep {
+                    image: build.name.clone(),
+                    step: format!("slurm job {} task {idx} finished", submission.job_id),
+                });
             }
         }
         if !still_queued(&cli, &submission.job_id) {
@@ -107,8 +145,20 @@ pub fn run_builds(
     events: &dyn EventSink,
 ) -> Result<Vec<BuildJobOutcome>, BackendError> {
     let submission = submit_builds(settings, dir, builds, timeout)?;
-    events.emit(Event::Message { text: format!("submitted {} build(s) as slurm job {} ({})", builds.len(), submission.job_id, submission.script.display()) });
-    wait_builds(&submission, Duration::from_millis(settings.poll_interval_ms.max(1)), cancel, events)
+    events.emit(Event::Message {
+        text: format!(
+            "submitted {} build(s) as slurm job {} ({})",
+            builds.len(),
+            submission.job_id,
+            submission.script.display()
+        ),
+    });
+    wait_builds(
+        &submission,
+        Duration::from_millis(settings.poll_interval_ms.max(1)),
+        cancel,
+        events,
+    )
 }
 
 /// Whether any task of the job is pending, running or completing.
@@ -124,14 +174,26 @@ fn still_queued(cli: &SlurmCli, job_id: &str) -> bool {
     }
 }
 
-fn collect(cli: &SlurmCli, submission: &BuildSubmission) -> Result<Vec<BuildJobOutcome>, BackendError> {
+fn collect(
+    cli: &SlurmCli,
+    submission: &BuildSubmission,
+) -> Result<Vec<BuildJobOutcome>, BackendError> {
     let array = submission.builds.len() > 1;
     // Slurm's view of each task: scontrol while it remembers the job, else the jobcomp file.
     let mut states: BTreeMap<usize, (String, Option<i32>)> = BTreeMap::new();
     for record in cli.show_job(&submission.job_id)? {
-        let index = if array { record.get("ArrayTaskId").and_then(|i| i.parse::<usize>().ok()) } else { Some(0) };
+        let index = if array {
+            record
+                .get("ArrayTaskId")
+                .and_then(|i| i.parse::<usize>().ok())
+        } else {
+            Some(0)
+        };
         if let (Some(index), Some(state)) = (index, record.get("JobState")) {
-            let (code, _) = record.get("ExitCode").map(|e| parse_exit_code(e)).unwrap_or((None, None));
+            let (code, _) = record
+                .get("ExitCode")
+                .map(|e| parse_exit_code(e))
+                .unwrap_or((None, None));
             states.insert(index, (state.clone(), code));
         }
     }
@@ -144,21 +206,49 @@ fn collect(cli: &SlurmCli, submission: &BuildSubmission) -> Result<Vec<BuildJobO
     let mut outcomes = Vec::new();
     for (index, build) in submission.builds.iter().enumerate() {
         let log = submission.dir.join(format!("build-{index}.log"));
-        let rc: Option<i32> = fs::read_to_string(submission.dir.join(format!("build-{index}.rc"))).ok().and_then(|t| t.trim().parse().ok());
-        let (state, slurm_code) = states.get(&index).cloned().unwrap_or_else(|| ("UNKNOWN".into(), None));
+        let rc: Option<i32> = fs::read_to_string(submission.dir.join(format!("build-{index}.rc")))
+            .ok()
+            .and_then(|t| t.trim().parse().ok());
+        let (state, slurm_code) = states
+            .get(&index)
+            .cloned()
+            .unwrap_or_else(|| ("UNKNOWN".into(), None));
         let ok = rc == Some(0) && state != "TIMEOUT" && state != "OUT_OF_MEMORY";
         let exit_code = rc.or(slurm_code);
         let message = match (ok, state.as_str(), rc) {
             (true, _, _) => String::new(),
-            (_, "TIMEOUT", _) => format!("build job hit its slurm time limit (task {index} of job {})", submission.job_id),
+            (_, "TIMEOUT", _) => format!(
+                "build job hit its slurm time limit (task {index} of job {})",
+                submission.job_id
+            ),
             (_, "OUT_OF_MEMORY", _) => {
-                format!("build job ran out of memory (oom-kill, task {index} of job {}): lower max_jobs or raise slurm.mem", submission.job_id)
+                format!(
+                    "build job ran out of memory (oom-kill, task {index} of job {}): lower max_jobs or raise slurm.mem",
+                    submission.job_id
+                )
             }
-            (_, "CANCELLED", None) => format!("build job was cancelled (task {index} of job {})", submission.job_id),
-            (_, _, Some(code)) => format!("build exited with code {code}: {}", crate::process::tail_lines(&log, 1)),
-            (_, state, None) => format!("build job ended {state} without an exit code; see {}", submission.dir.display()),
+            (_, "CANCELLED", None) => format!(
+                "build job was cancelled (task {index} of job {})",
+                submission.job_id
+            ),
+            (_, _, Some(code)) => format!(
+                "build exited with code {code}: {}",
+                crate::process::tail_lines(&log, 1)
+            ),
+            (_, state, None) => format!(
+                "build job ended {state} without an exit code; see {}",
+                submission.dir.display()
+            ),
         };
-        outcomes.push(BuildJobOutcome { name: build.name.clone(), index, ok, state, exit_code, log, message });
+        outcomes.push(BuildJobOutcome {
+            name: build.name.clone(),
+            index,
+            ok,
+            state,
+            exit_code,
+            log,
+            message,
+        });
     }
     Ok(outcomes)
 }

@@ -16,7 +16,11 @@ use crate::slurm::status::{FinalState, is_terminal, parse_exit_code};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueState {
     /// Listed: its state (`PENDING`, `RUNNING`, `COMPLETING`, `COMPLETED`…), reason and node.
-    Listed { state: String, reason: String, node: String },
+    Listed {
+        state: String,
+        reason: String,
+        node: String,
+    },
     /// Not known to the controller (never existed, or purged after MinJobAge).
     Unknown,
 }
@@ -34,7 +38,10 @@ pub struct QueuedJob {
 pub struct SlurmCli;
 
 fn output_text(output: &Output) -> (String, String) {
-    (String::from_utf8_lossy(&output.stdout).into_owned(), String::from_utf8_lossy(&output.stderr).trim().to_string())
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).trim().to_string(),
+    )
 }
 
 impl SlurmCli {
@@ -49,7 +56,11 @@ impl SlurmCli {
     }
 
     /// `sbatch --parsable [extra] script`: the job id, or sbatch's error.
-    pub fn submit(&self, script: &Path, extra: &[String]) -> Result<Result<String, String>, BackendError> {
+    pub fn submit(
+        &self,
+        script: &Path,
+        extra: &[String],
+    ) -> Result<Result<String, String>, BackendError> {
         let script_text = script.to_string_lossy();
         let mut args: Vec<&str> = vec!["--parsable"];
         args.extend(extra.iter().map(String::as_str));
@@ -57,19 +68,34 @@ impl SlurmCli {
         let output = self.run("sbatch", &args)?;
         let (stdout, stderr) = output_text(&output);
         if !output.status.success() {
-            return Ok(Err(if stderr.is_empty() { format!("sbatch exited with {}", output.status) } else { stderr }));
+            return Ok(Err(if stderr.is_empty() {
+                format!("sbatch exited with {}", output.status)
+            } else {
+                stderr
+            }));
         }
         // `--parsable` prints `id` or `id;cluster`.
-        match stdout.trim().split(';').next().filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())) {
+        match stdout
+            .trim()
+            .split(';')
+            .next()
+            .filter(|id| !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()))
+        {
             Some(id) => Ok(Ok(id.to_string())),
-            None => Ok(Err(format!("sbatch printed no job id: {:?} {stderr}", stdout.trim()))),
+            None => Ok(Err(format!(
+                "sbatch printed no job id: {:?} {stderr}",
+                stdout.trim()
+            ))),
         }
     }
 
     /// `squeue -j ID -t all`: the job's state while the controller knows it. `Err` when the
     /// controller cannot be reached.
     pub fn queue_state(&self, job_id: &str) -> Result<QueueState, BackendError> {
-        let output = self.run("squeue", &["-h", "-j", job_id, "-t", "all", "-o", "%T|%r|%N"])?;
+        let output = self.run(
+            "squeue",
+            &["-h", "-j", job_id, "-t", "all", "-o", "%T|%r|%N"],
+        )?;
         let (stdout, stderr) = output_text(&output);
         if !output.status.success() {
             if stderr.contains("Invalid job id") {
@@ -83,7 +109,18 @@ impl SlurmCli {
     /// The final state of a job from sacct, scontrol or the jobcomp file; `None` when none of
     /// them knows the job (it vanished).
     pub fn final_state(&self, job_id: &str) -> Result<Option<FinalState>, BackendError> {
-        let output = self.run("sacct", &["-n", "-P", "-X", "-j", job_id, "-o", "JobID,State,ExitCode,NodeList"])?;
+        let output = self.run(
+            "sacct",
+            &[
+                "-n",
+                "-P",
+                "-X",
+                "-j",
+                job_id,
+                "-o",
+                "JobID,State,ExitCode,NodeList",
+            ],
+        )?;
         let (stdout, _) = output_text(&output);
         if output.status.success()
             && let Some(state) = parse_sacct(&stdout, job_id, "sacct")
@@ -93,13 +130,30 @@ impl SlurmCli {
         let output = self.run("scontrol", &["show", "job", job_id])?;
         let (stdout, stderr) = output_text(&output);
         if output.status.success() {
-            if let Some(state) = parse_scontrol(&stdout).iter().find(|r| r.get("JobId").map(String::as_str) == Some(job_id)).and_then(scontrol_state) {
+            if let Some(state) = parse_scontrol(&stdout)
+                .iter()
+                .find(|r| r.get("JobId").map(String::as_str) == Some(job_id))
+                .and_then(scontrol_state)
+            {
                 return Ok(Some(state));
             }
         } else if !stderr.contains("Invalid job id") {
-            return Err(BackendError::Other(format!("scontrol show job {job_id}: {stderr}")));
+            return Err(BackendError::Other(format!(
+                "scontrol show job {job_id}: {stderr}"
+            )));
         }
-        let output = self.run("sacct", &["-c", "-n", "-P", "-j", job_id, "-o", "JobID,State,ExitCode,NodeList"])?;
+        let output = self.run(
+            "sacct",
+            &[
+                "-c",
+                "-n",
+                "-P",
+                "-j",
+                job_id,
+                "-o",
+                "JobID,State,ExitCode,NodeList",
+            ],
+        )?;
         let (stdout, _) = output_text(&output);
         Ok(parse_sacct(&stdout, job_id, "sacct -c"))
     }
@@ -112,14 +166,19 @@ impl SlurmCli {
             if stderr.contains("Invalid job id") {
                 return Ok(Vec::new());
             }
-            return Err(BackendError::Other(format!("scontrol show job {job_id}: {stderr}")));
+            return Err(BackendError::Other(format!(
+                "scontrol show job {job_id}: {stderr}"
+            )));
         }
         Ok(parse_scontrol(&stdout))
     }
 
     /// Array tasks in `squeue` (`ID_N|STATE`), while the controller knows them.
     pub fn array_states(&self, job_id: &str) -> Result<BTreeMap<u32, String>, BackendError> {
-        let output = self.run("squeue", &["-h", "-r", "-j", job_id, "-t", "all", "-o", "%i|%T"])?;
+        let output = self.run(
+            "squeue",
+            &["-h", "-r", "-j", job_id, "-t", "all", "-o", "%i|%T"],
+        )?;
         let (stdout, stderr) = output_text(&output);
         if !output.status.success() {
             if stderr.contains("Invalid job id") {
@@ -138,8 +197,14 @@ impl SlurmCli {
         let args: Vec<&str> = job_ids.iter().map(String::as_str).collect();
         let output = self.run("scancel", &args)?;
         let (_, stderr) = output_text(&output);
-        if !output.status.success() && !stderr.contains("Invalid job id") && !stderr.contains("already completing or completed") {
-            return Err(BackendError::Other(format!("scancel {}: {stderr}", job_ids.join(" "))));
+        if !output.status.success()
+            && !stderr.contains("Invalid job id")
+            && !stderr.contains("already completing or completed")
+        {
+            return Err(BackendError::Other(format!(
+                "scancel {}: {stderr}",
+                job_ids.join(" ")
+            )));
         }
         Ok(())
     }
@@ -158,7 +223,11 @@ impl SlurmCli {
                 let job_id = parts.next()?.trim().to_string();
                 let state = parts.next()?.trim().to_string();
                 let comment = parts.next().unwrap_or("").trim().to_string();
-                Some(QueuedJob { job_id, state, comment })
+                Some(QueuedJob {
+                    job_id,
+                    state,
+                    comment,
+                })
             })
             .collect())
     }
@@ -166,10 +235,15 @@ impl SlurmCli {
     /// Sets a job's comment (`scontrol update`), e.g. to record a new owner on re-attach.
     pub fn set_comment(&self, job_id: &str, comment: &str) -> Result<(), BackendError> {
         let comment_arg = format!("comment={comment}");
-        let output = self.run("scontrol", &["update", &format!("jobid={job_id}"), &comment_arg])?;
+        let output = self.run(
+            "scontrol",
+            &["update", &format!("jobid={job_id}"), &comment_arg],
+        )?;
         if !output.status.success() {
             let (_, stderr) = output_text(&output);
-            return Err(BackendError::Other(format!("scontrol update jobid={job_id}: {stderr}")));
+            return Err(BackendError::Other(format!(
+                "scontrol update jobid={job_id}: {stderr}"
+            )));
         }
         Ok(())
     }
@@ -177,12 +251,18 @@ impl SlurmCli {
 
 /// `STATE|REASON|NODE` from squeue (the first line; empty output: unknown).
 pub fn parse_squeue_line(text: &str) -> QueueState {
-    let Some(line) = text.lines().map(str::trim).find(|l| !l.is_empty()) else { return QueueState::Unknown };
+    let Some(line) = text.lines().map(str::trim).find(|l| !l.is_empty()) else {
+        return QueueState::Unknown;
+    };
     let mut parts = line.split('|');
     let state = parts.next().unwrap_or("").trim().to_string();
     let reason = parts.next().unwrap_or("").trim().to_string();
     let node = parts.next().unwrap_or("").trim().to_string();
-    QueueState::Listed { state, reason, node }
+    QueueState::Listed {
+        state,
+        reason,
+        node,
+    }
 }
 
 /// `ID_N|STATE` lines of an array; the array's own id without `_N` is skipped (pending
@@ -190,8 +270,12 @@ pub fn parse_squeue_line(text: &str) -> QueueState {
 pub fn parse_array_states(text: &str) -> BTreeMap<u32, String> {
     let mut states = BTreeMap::new();
     for line in text.lines() {
-        let Some((id, state)) = line.trim().split_once('|') else { continue };
-        let Some((_, index)) = id.split_once('_') else { continue };
+        let Some((id, state)) = line.trim().split_once('|') else {
+            continue;
+        };
+        let Some((_, index)) = id.split_once('_') else {
+            continue;
+        };
         if let Ok(index) = index.parse::<u32>() {
             states.insert(index, state.trim().to_string());
         }
@@ -206,13 +290,27 @@ pub fn parse_sacct(text: &str, job_id: &str, source: &'static str) -> Option<Fin
         if fields.len() < 3 || fields[0] != job_id {
             continue;
         }
-        let state = fields[1].split_whitespace().next().unwrap_or("").to_string();
+        let state = fields[1]
+            .split_whitespace()
+            .next()
+            .unwrap_or("")
+            .to_string();
         if state.is_empty() {
             continue;
         }
         let (exit_code, signal) = parse_exit_code(fields[2]);
-        let node = fields.get(3).map(|n| n.trim().to_string()).filter(|n| !n.is_empty() && n != "None assigned");
-        return Some(FinalState { state, exit_code, signal, node, reason: None, source });
+        let node = fields
+            .get(3)
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty() && n != "None assigned");
+        return Some(FinalState {
+            state,
+            exit_code,
+            signal,
+            node,
+            reason: None,
+            source,
+        });
     }
     None
 }
@@ -231,7 +329,9 @@ pub fn parse_scontrol(text: &str) -> Vec<BTreeMap<String, String>> {
         }
         for word in line.split_whitespace() {
             if let Some((key, value)) = word.split_once('=') {
-                current.entry(key.to_string()).or_insert_with(|| value.to_string());
+                current
+                    .entry(key.to_string())
+                    .or_insert_with(|| value.to_string());
             }
         }
     }
@@ -247,7 +347,10 @@ pub fn scontrol_state(record: &BTreeMap<String, String>) -> Option<FinalState> {
     if !is_terminal(&state) {
         return None;
     }
-    let (exit_code, signal) = record.get("ExitCode").map(|e| parse_exit_code(e)).unwrap_or((None, None));
+    let (exit_code, signal) = record
+        .get("ExitCode")
+        .map(|e| parse_exit_code(e))
+        .unwrap_or((None, None));
     Some(FinalState {
         state,
         exit_code,
@@ -267,7 +370,11 @@ mod tests {
         assert_eq!(parse_squeue_line(""), QueueState::Unknown);
         assert_eq!(
             parse_squeue_line("RUNNING|None|localhost\n"),
-            QueueState::Listed { state: "RUNNING".into(), reason: "None".into(), node: "localhost".into() }
+            QueueState::Listed {
+                state: "RUNNING".into(),
+                reason: "None".into(),
+                node: "localhost".into()
+            }
         );
         let states = parse_array_states("7_0|COMPLETED\n7_1|RUNNING\n7_[2-3%2]|PENDING\n");
         assert_eq!(states.len(), 2);
@@ -277,7 +384,10 @@ mod tests {
     #[test]
     fn sacct_lines_including_jobcomp() {
         let s = parse_sacct("1|FAILED|3:0|localhost\n", "1", "sacct -c").unwrap();
-        assert_eq!((s.state.as_str(), s.exit_code, s.signal), ("FAILED", Some(3), Some(0)));
+        assert_eq!(
+            (s.state.as_str(), s.exit_code, s.signal),
+            ("FAILED", Some(3), Some(0))
+        );
         let s = parse_sacct("12|CANCELLED by 0|0:15|None assigned\n", "12", "sacct").unwrap();
         assert_eq!(s.state, "CANCELLED");
         assert_eq!(s.node, None);
@@ -291,7 +401,20 @@ mod tests {
         let records = parse_scontrol(text);
         assert_eq!(records.len(), 2);
         let s = scontrol_state(&records[0]).unwrap();
-        assert_eq!((s.state.as_str(), s.exit_code, s.node.as_deref(), s.reason.as_deref()), ("FAILED", Some(3), Some("localhost"), Some("NonZeroExitCode")));
+        assert_eq!(
+            (
+                s.state.as_str(),
+                s.exit_code,
+                s.node.as_deref(),
+                s.reason.as_deref()
+            ),
+            (
+                "FAILED",
+                Some(3),
+                Some("localhost"),
+                Some("NonZeroExitCode")
+            )
+        );
         assert!(scontrol_state(&records[1]).is_none());
     }
 }

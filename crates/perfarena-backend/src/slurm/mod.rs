@@ -27,7 +27,10 @@ use perfarena_core::{AttemptStatus, CommitId, RunId, VariantKind, patch};
 use crate::git::GitRepo;
 use crate::local::LocalBackend;
 use crate::process::{pid_alive, tail_lines};
-use crate::{AttemptOutcome, AttemptSpec, Backend, BackendError, BackendKind, PrepareFailure, Prepared, VariantSpec};
+use crate::{
+    AttemptOutcome, AttemptSpec, Backend, BackendError, BackendKind, PrepareFailure, Prepared,
+    VariantSpec,
+};
 
 use self::cli::{QueueState, SlurmCli};
 use self::script::{AttemptScript, JobHeader, LaunchTarget};
@@ -69,21 +72,39 @@ pub struct MemoryLedger(Mutex<HashMap<JobKey, LedgerEntry>>);
 impl JobLedger for MemoryLedger {
     fn record(&self, key: &JobKey, job_id: &str, state: &str) -> Result<(), BackendError> {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.insert(key.clone(), LedgerEntry { job_id: job_id.into(), state: state.into() });
+        map.insert(
+            key.clone(),
+            LedgerEntry {
+                job_id: job_id.into(),
+                state: state.into(),
+            },
+        );
         Ok(())
     }
     fn lookup(&self, key: &JobKey) -> Result<Option<LedgerEntry>, BackendError> {
-        Ok(self.0.lock().unwrap_or_else(|e| e.into_inner()).get(key).cloned())
+        Ok(self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned())
     }
     fn set_state(&self, key: &JobKey, state: &str) -> Result<(), BackendError> {
-        if let Some(entry) = self.0.lock().unwrap_or_else(|e| e.into_inner()).get_mut(key) {
+        if let Some(entry) = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_mut(key)
+        {
             entry.state = state.into();
         }
         Ok(())
     }
     fn is_reattachable(&self, job_id: &str) -> Result<bool, BackendError> {
         let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(map.values().any(|e| e.job_id == job_id && (e.state == "submitted" || e.state == "rerun")))
+        Ok(map
+            .values()
+            .any(|e| e.job_id == job_id && (e.state == "submitted" || e.state == "rerun")))
     }
 }
 
@@ -105,7 +126,10 @@ pub struct SlurmOptions {
 /// Checks the `[slurm]` table; errors name the key.
 pub fn validate_settings(settings: &SlurmSection) -> Result<(), String> {
     if !script::valid_time_limit(settings.time_limit.trim()) {
-        return Err(format!("slurm.time_limit = {:?}: expected minutes, \"H:MM:SS\" or \"D-HH:MM:SS\"", settings.time_limit));
+        return Err(format!(
+            "slurm.time_limit = {:?}: expected minutes, \"H:MM:SS\" or \"D-HH:MM:SS\"",
+            settings.time_limit
+        ));
     }
     if settings.array_limit == 0 {
         return Err("slurm.array_limit must be at least 1".into());
@@ -118,7 +142,9 @@ pub fn validate_settings(settings: &SlurmSection) -> Result<(), String> {
     }
     for mount in &settings.mounts {
         if !mount.contains(':') {
-            return Err(format!("slurm.mounts: {mount:?} is not HOST_PATH:CONTAINER_PATH"));
+            return Err(format!(
+                "slurm.mounts: {mount:?} is not HOST_PATH:CONTAINER_PATH"
+            ));
         }
     }
     for (key, value) in [
@@ -196,15 +222,22 @@ enum Tracked {
 }
 
 impl SlurmBackend {
-    pub fn new(options: SlurmOptions, ledger: Box<dyn JobLedger>) -> Result<SlurmBackend, BackendError> {
+    pub fn new(
+        options: SlurmOptions,
+        ledger: Box<dyn JobLedger>,
+    ) -> Result<SlurmBackend, BackendError> {
         validate_settings(&options.settings).map_err(BackendError::Other)?;
-        let needs_checkout = options.settings.launcher == SlurmLauncher::Plain || !options.settings.image.trim().is_empty();
+        let needs_checkout = options.settings.launcher == SlurmLauncher::Plain
+            || !options.settings.image.trim().is_empty();
         if needs_checkout && options.repo.is_none() {
             return Err(BackendError::Other(
                 "the slurm backend with the plain launcher (or slurm.image) checks out each variant: set repo.path in the suite".into(),
             ));
         }
-        let local = options.repo.clone().map(|repo| LocalBackend::new(repo, &options.state_dir));
+        let local = options
+            .repo
+            .clone()
+            .map(|repo| LocalBackend::new(repo, &options.state_dir));
         let project = project_label(&options.state_dir);
         Ok(SlurmBackend {
             options,
@@ -232,7 +265,12 @@ impl SlurmBackend {
 
     /// The shared directory of one attempt: `<log_dir>/<run>/<task>/<variant>/round-N`.
     pub fn job_root(&self, spec: &AttemptSpec) -> PathBuf {
-        self.options.log_root.join(&spec.run_id.0).join(spec.task.short(12)).join(spec.variant.dir_name()).join(format!("round-{}", spec.round_idx))
+        self.options
+            .log_root
+            .join(&spec.run_id.0)
+            .join(spec.task.short(12))
+            .join(spec.variant.dir_name())
+            .join(format!("round-{}", spec.round_idx))
     }
 
     fn comment(&self, key: &JobKey) -> String {
@@ -247,25 +285,59 @@ impl SlurmBackend {
     }
 
     /// The job script of an attempt.
-    pub fn attempt_script(&self, spec: &AttemptSpec, prepared: &Prepared, job_root: &Path) -> Result<AttemptScript, BackendError> {
+    pub fn attempt_script(
+        &self,
+        spec: &AttemptSpec,
+        prepared: &Prepared,
+        job_root: &Path,
+    ) -> Result<AttemptScript, BackendError> {
         let settings = self.settings();
-        let job_name = format!("pa-{}-{}-r{}", spec.task.short(12), spec.variant.dir_name(), spec.round_idx);
+        let job_name = format!(
+            "pa-{}-{}-r{}",
+            spec.task.short(12),
+            spec.variant.dir_name(),
+            spec.round_idx
+        );
         let default_time = spec.timeout + spec.kill_grace * 2 + Duration::from_secs(60);
-        let header = JobHeader::from_settings(settings, job_name, job_root.join("slurm-%j.out"), default_time);
+        let header = JobHeader::from_settings(
+            settings,
+            job_name,
+            job_root.join("slurm-%j.out"),
+            default_time,
+        );
         let source_dir = self.options.source_dir.clone();
         let target = match settings.launcher {
             SlurmLauncher::Plain => {
-                let workdir = prepared.workdir.clone().ok_or_else(|| BackendError::Other("variant has no checkout".into()))?;
+                let workdir = prepared
+                    .workdir
+                    .clone()
+                    .ok_or_else(|| BackendError::Other("variant has no checkout".into()))?;
                 LaunchTarget::Plain { workdir }
             }
             launcher => {
                 let shared_image = settings.image.trim();
                 if shared_image.is_empty() {
-                    let image = prepared.image.clone().ok_or_else(|| BackendError::Other("variant has no image".into()))?;
-                    LaunchTarget::Container { launcher, image, mount: None, workdir: source_dir }
+                    let image = prepared
+                        .image
+                        .clone()
+                        .ok_or_else(|| BackendError::Other("variant has no image".into()))?;
+                    LaunchTarget::Container {
+                        launcher,
+                        image,
+                        mount: None,
+                        workdir: source_dir,
+                    }
                 } else {
-                    let checkout = prepared.workdir.clone().ok_or_else(|| BackendError::Other("variant has no checkout".into()))?;
-                    LaunchTarget::Container { launcher, image: shared_image.to_string(), mount: Some((checkout, source_dir.clone())), workdir: source_dir }
+                    let checkout = prepared
+                        .workdir
+                        .clone()
+                        .ok_or_else(|| BackendError::Other("variant has no checkout".into()))?;
+                    LaunchTarget::Container {
+                        launcher,
+                        image: shared_image.to_string(),
+                        mount: Some((checkout, source_dir.clone())),
+                        workdir: source_dir,
+                    }
                 }
             }
         };
@@ -312,28 +384,50 @@ impl SlurmBackend {
     }
 
     /// Writes the job script and submits it; `Ok(Err(message))` when sbatch refuses it.
-    fn submit(&self, spec: &AttemptSpec, prepared: &Prepared, key: &JobKey, job_root: &Path, rerun: bool) -> Result<Result<String, String>, BackendError> {
+    fn submit(
+        &self,
+        spec: &AttemptSpec,
+        prepared: &Prepared,
+        key: &JobKey,
+        job_root: &Path,
+        rerun: bool,
+    ) -> Result<Result<String, String>, BackendError> {
         let script = self.attempt_script(spec, prepared, job_root)?.render();
         let script_path = spec.attempt_dir.join("job.sh");
         write_script(&script_path, &script)?;
         write_script(&job_root.join("job.sh"), &script)?;
         let mut extra = vec![format!("--comment={}", self.comment(key))];
         if self.settings().same_node
-            && let Some(node) = self.nodes.lock().unwrap_or_else(|e| e.into_inner()).get(&spec.task)
+            && let Some(node) = self
+                .nodes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&spec.task)
         {
             extra.push(format!("--nodelist={node}"));
         }
         let submitted = self.cli.submit(&script_path, &extra)?;
         if let Ok(job_id) = &submitted {
-            self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(job_id.clone(), key.run_id.clone());
-            self.ledger.record(key, job_id, if rerun { "rerun" } else { "submitted" })?;
+            self.live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(job_id.clone(), key.run_id.clone());
+            self.ledger
+                .record(key, job_id, if rerun { "rerun" } else { "submitted" })?;
         }
         Ok(submitted)
     }
 
     /// Waits for a job to end, emitting `ServerReady` when its status file says so. On
     /// cancellation the job is cancelled and `Err(Cancelled)` returned.
-    fn track(&self, job_id: &str, key: &JobKey, spec: &AttemptSpec, job_root: &Path, events: &dyn EventSink) -> Result<Tracked, BackendError> {
+    fn track(
+        &self,
+        job_id: &str,
+        key: &JobKey,
+        spec: &AttemptSpec,
+        job_root: &Path,
+        events: &dyn EventSink,
+    ) -> Result<Tracked, BackendError> {
         let status_path = job_root.join(format!("job-{job_id}")).join("status");
         let mut ready_seen = false;
         let mut unreachable_since: Option<Instant> = None;
@@ -358,7 +452,9 @@ impl SlurmBackend {
                 Ok(QueueState::Listed { state, .. }) => {
                     unreachable_since = None;
                     if !ready_seen && state == "RUNNING" {
-                        let status = StatusFile::parse(&fs::read_to_string(&status_path).unwrap_or_default());
+                        let status = StatusFile::parse(
+                            &fs::read_to_string(&status_path).unwrap_or_default(),
+                        );
                         if let Some(after) = status.ready_after_s() {
                             ready_seen = true;
                             events.emit(Event::ServerReady {
@@ -380,7 +476,9 @@ impl SlurmBackend {
                     // The controller may restart; give it a few minutes before giving up.
                     let since = *unreachable_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > Duration::from_secs(300) {
-                        return Err(BackendError::Unavailable(format!("slurm has not answered for 5 minutes while job {job_id} ran: {e}")));
+                        return Err(BackendError::Unavailable(format!(
+                            "slurm has not answered for 5 minutes while job {job_id} ran: {e}"
+                        )));
                     }
                 }
             }
@@ -398,11 +496,16 @@ impl SlurmBackend {
         for job_id in job_ids {
             while Instant::now() < deadline {
                 match self.cli.queue_state(job_id) {
-                    Ok(QueueState::Listed { state, .. }) if !is_terminal(&state) => std::thread::sleep(Duration::from_millis(100)),
+                    Ok(QueueState::Listed { state, .. }) if !is_terminal(&state) => {
+                        std::thread::sleep(Duration::from_millis(100))
+                    }
                     _ => break,
                 }
             }
-            self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(job_id);
+            self.live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(job_id);
         }
     }
 
@@ -416,9 +519,13 @@ impl SlurmBackend {
         job_root: &Path,
         started: Instant,
     ) -> Result<AttemptOutcome, BackendError> {
-        self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(job_id);
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(job_id);
         let job_dir = job_root.join(format!("job-{job_id}"));
-        let read_status = || StatusFile::parse(&fs::read_to_string(job_dir.join("status")).unwrap_or_default());
+        let read_status =
+            || StatusFile::parse(&fs::read_to_string(job_dir.join("status")).unwrap_or_default());
         let mut status = read_status();
         if matches!(final_state.state.as_str(), "COMPLETED" | "FAILED") && !status.has_result() {
             // A shared filesystem may show the last lines late.
@@ -429,40 +536,69 @@ impl SlurmBackend {
             }
         }
         let dir = &spec.attempt_dir;
-        fs::create_dir_all(dir).map_err(|e| BackendError::io(format!("cannot create {}", dir.display()), e))?;
+        fs::create_dir_all(dir)
+            .map_err(|e| BackendError::io(format!("cannot create {}", dir.display()), e))?;
         for name in ["server.log", "client.log", "status"] {
             copy_if_present(&job_dir.join(name), &dir.join(name))?;
         }
-        copy_if_present(&job_root.join(format!("slurm-{job_id}.out")), &dir.join("job.out"))?;
+        copy_if_present(
+            &job_root.join(format!("slurm-{job_id}.out")),
+            &dir.join("job.out"),
+        )?;
         if !dir.join("job.sh").exists() {
             copy_if_present(&job_root.join("job.sh"), &dir.join("job.sh"))?;
         }
-        fs::write(dir.join("job.id"), format!("{job_id}\n")).map_err(|e| BackendError::io(format!("cannot write {}", dir.join("job.id").display()), e))?;
+        fs::write(dir.join("job.id"), format!("{job_id}\n")).map_err(|e| {
+            BackendError::io(format!("cannot write {}", dir.join("job.id").display()), e)
+        })?;
         let client_log = dir.join("client.log");
         if !client_log.exists() {
-            fs::write(&client_log, "").map_err(|e| BackendError::io(format!("cannot write {}", client_log.display()), e))?;
+            fs::write(&client_log, "").map_err(|e| {
+                BackendError::io(format!("cannot write {}", client_log.display()), e)
+            })?;
         }
         let server_log = spec.server.as_ref().map(|_| dir.join("server.log"));
         if self.settings().same_node
-            && let Some(node) = status.node().map(str::to_string).or_else(|| final_state.node.clone())
+            && let Some(node) = status
+                .node()
+                .map(str::to_string)
+                .or_else(|| final_state.node.clone())
         {
-            self.nodes.lock().unwrap_or_else(|e| e.into_inner()).entry(spec.task.clone()).or_insert(node);
+            self.nodes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(spec.task.clone())
+                .or_insert(node);
         }
         let tails = LogTails {
-            server: server_log.as_deref().map(|l| tail_lines(l, 1)).unwrap_or_default(),
+            server: server_log
+                .as_deref()
+                .map(|l| tail_lines(l, 1))
+                .unwrap_or_default(),
             client: tail_lines(&client_log, 1),
             job: tail_lines(&dir.join("job.out"), 2),
         };
         let header_time = self.attempt_time_limit(spec);
-        let judged = verdict(&final_state, &status, &tails, job_id, &header_time, spec.timeout.as_secs());
-        let _ = self.ledger.set_state(key, &format!("ended:{}", final_state.state));
+        let judged = verdict(
+            &final_state,
+            &status,
+            &tails,
+            job_id,
+            &header_time,
+            spec.timeout.as_secs(),
+        );
+        let _ = self
+            .ledger
+            .set_state(key, &format!("ended:{}", final_state.state));
         Ok(AttemptOutcome {
             status: judged.status,
             exit_code: judged.exit_code,
             message: judged.message,
             server_log,
             client_log,
-            duration_s: status.duration_s().unwrap_or_else(|| started.elapsed().as_secs_f64()),
+            duration_s: status
+                .duration_s()
+                .unwrap_or_else(|| started.elapsed().as_secs_f64()),
             ready_after_s: status.ready_after_s(),
             oom_killed: judged.oom_killed,
         })
@@ -470,48 +606,96 @@ impl SlurmBackend {
 
     fn attempt_time_limit(&self, spec: &AttemptSpec) -> String {
         let limit = self.settings().time_limit.trim();
-        if limit.is_empty() { script::time_limit(spec.timeout + spec.kill_grace * 2 + Duration::from_secs(60)) } else { limit.to_string() }
+        if limit.is_empty() {
+            script::time_limit(spec.timeout + spec.kill_grace * 2 + Duration::from_secs(60))
+        } else {
+            limit.to_string()
+        }
     }
 
-    fn prepare_image(&self, spec: &VariantSpec, events: &dyn EventSink) -> Result<Prepared, BackendError> {
+    fn prepare_image(
+        &self,
+        spec: &VariantSpec,
+        events: &dyn EventSink,
+    ) -> Result<Prepared, BackendError> {
         let failure = |status, message: String| Prepared {
             variant: spec.variant.clone(),
             workdir: None,
             image: None,
             rebuild_paths: Vec::new(),
             harness_paths: Vec::new(),
-            failure: Some(PrepareFailure { status, message, log: None }),
+            failure: Some(PrepareFailure {
+                status,
+                message,
+                log: None,
+            }),
         };
         let image = match &spec.image {
             Some(image) => image.clone(),
-            None => match perfarena_core::images::image_ref(&self.options.images, &spec.task, &spec.variant, spec.patch.as_ref().map(|p| p.sha256.as_str())) {
+            None => match perfarena_core::images::image_ref(
+                &self.options.images,
+                &spec.task,
+                &spec.variant,
+                spec.patch.as_ref().map(|p| p.sha256.as_str()),
+            ) {
                 Ok(image) => image,
-                Err(e) => return Ok(failure(AttemptStatus::InfraError, format!("no image name for {} {}: {e}", spec.task.short_id(), spec.variant))),
+                Err(e) => {
+                    return Ok(failure(
+                        AttemptStatus::InfraError,
+                        format!(
+                            "no image name for {} {}: {e}",
+                            spec.task.short_id(),
+                            spec.variant
+                        ),
+                    ));
+                }
             },
         };
         let (mut rebuild_paths, mut harness_paths) = (Vec::new(), Vec::new());
         if let Some(patch_spec) = &spec.patch {
             let touched = patch::patch_paths(&patch_spec.text);
-            rebuild_paths = patch::matching(&touched, &spec.rebuild_globs).map_err(|e| BackendError::Other(e.to_string()))?;
-            harness_paths = patch::matching(&touched, &spec.harness_globs).map_err(|e| BackendError::Other(e.to_string()))?;
+            rebuild_paths = patch::matching(&touched, &spec.rebuild_globs)
+                .map_err(|e| BackendError::Other(e.to_string()))?;
+            harness_paths = patch::matching(&touched, &spec.harness_globs)
+                .map_err(|e| BackendError::Other(e.to_string()))?;
         }
-        events.emit(Event::PrepareFinished { task: spec.task.commit.clone(), variant: spec.variant.clone(), ok: true, message: String::new() });
-        Ok(Prepared { variant: spec.variant.clone(), workdir: None, image: Some(image), rebuild_paths, harness_paths, failure: None })
+        events.emit(Event::PrepareFinished {
+            task: spec.task.commit.clone(),
+            variant: spec.variant.clone(),
+            ok: true,
+            message: String::new(),
+        });
+        Ok(Prepared {
+            variant: spec.variant.clone(),
+            workdir: None,
+            image: Some(image),
+            rebuild_paths,
+            harness_paths,
+            failure: None,
+        })
     }
 }
 
 fn write_script(path: &Path, text: &str) -> Result<(), BackendError> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent).map_err(|e| BackendError::io(format!("cannot create {}", parent.display()), e))?;
+        fs::create_dir_all(parent)
+            .map_err(|e| BackendError::io(format!("cannot create {}", parent.display()), e))?;
     }
-    fs::write(path, text).map_err(|e| BackendError::io(format!("cannot write {}", path.display()), e))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o755)).map_err(|e| BackendError::io(format!("cannot chmod {}", path.display()), e))
+    fs::write(path, text)
+        .map_err(|e| BackendError::io(format!("cannot write {}", path.display()), e))?;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+        .map_err(|e| BackendError::io(format!("cannot chmod {}", path.display()), e))
 }
 
 fn copy_if_present(from: &Path, to: &Path) -> Result<(), BackendError> {
     if from.exists() {
-        fs::copy(from, to).map_err(|e| BackendError::io(format!("cannot copy {} to {}", from.display(), to.display()), e))?;
+        fs::copy(from, to).map_err(|e| {
+            BackendError::io(
+                format!("cannot copy {} to {}", from.display(), to.display()),
+                e,
+            )
+        })?;
     }
     Ok(())
 }
@@ -530,11 +714,17 @@ impl Backend for SlurmBackend {
         BackendKind::Slurm
     }
 
-    fn prepare(&self, spec: &VariantSpec, events: &dyn EventSink) -> Result<Prepared, BackendError> {
+    fn prepare(
+        &self,
+        spec: &VariantSpec,
+        events: &dyn EventSink,
+    ) -> Result<Prepared, BackendError> {
         if !self.needs_checkout() {
             return self.prepare_image(spec, events);
         }
-        let local = self.local.as_ref().ok_or_else(|| BackendError::Other("the slurm backend needs repo.path for checkouts".into()))?;
+        let local = self.local.as_ref().ok_or_else(|| {
+            BackendError::Other("the slurm backend needs repo.path for checkouts".into())
+        })?;
         let marker = spec.log_dir.join(PREPARED_MARKER);
         // A resumed run: the checkout of the interrupted process is complete (the marker is
         // written last) and jobs re-attached to may still run in it, so it is kept.
@@ -542,7 +732,12 @@ impl Backend for SlurmBackend {
             && let Ok(found) = serde_json::from_str::<PreparedMarker>(&text)
             && found.workdir.is_dir()
         {
-            events.emit(Event::PrepareFinished { task: spec.task.commit.clone(), variant: spec.variant.clone(), ok: true, message: "reused checkout".into() });
+            events.emit(Event::PrepareFinished {
+                task: spec.task.commit.clone(),
+                variant: spec.variant.clone(),
+                ok: true,
+                message: "reused checkout".into(),
+            });
             return Ok(Prepared {
                 variant: spec.variant.clone(),
                 workdir: Some(found.workdir),
@@ -561,31 +756,61 @@ impl Backend for SlurmBackend {
                     harness_paths: prepared.harness_paths.clone(),
                 })
                 .map_err(|e| BackendError::Other(e.to_string()))?;
-                fs::write(&marker, text).map_err(|e| BackendError::io(format!("cannot write {}", marker.display()), e))?;
+                fs::write(&marker, text).map_err(|e| {
+                    BackendError::io(format!("cannot write {}", marker.display()), e)
+                })?;
             }
             prepared.image = Some(self.settings().image.clone()).filter(|i| !i.trim().is_empty());
         }
         Ok(prepared)
     }
 
-    fn run(&self, spec: &AttemptSpec, prepared: &Prepared, events: &dyn EventSink) -> Result<AttemptOutcome, BackendError> {
-        fs::create_dir_all(&spec.attempt_dir).map_err(|e| BackendError::io(format!("cannot create {}", spec.attempt_dir.display()), e))?;
+    fn run(
+        &self,
+        spec: &AttemptSpec,
+        prepared: &Prepared,
+        events: &dyn EventSink,
+    ) -> Result<AttemptOutcome, BackendError> {
+        fs::create_dir_all(&spec.attempt_dir).map_err(|e| {
+            BackendError::io(format!("cannot create {}", spec.attempt_dir.display()), e)
+        })?;
         let job_root = self.job_root(spec);
-        fs::create_dir_all(&job_root).map_err(|e| BackendError::io(format!("cannot create {} (slurm.log_dir)", job_root.display()), e))?;
-        let key = JobKey { run_id: spec.run_id.0.clone(), task: spec.task.clone(), variant: spec.variant.clone(), round_idx: spec.round_idx };
+        fs::create_dir_all(&job_root).map_err(|e| {
+            BackendError::io(
+                format!("cannot create {} (slurm.log_dir)", job_root.display()),
+                e,
+            )
+        })?;
+        let key = JobKey {
+            run_id: spec.run_id.0.clone(),
+            task: spec.task.clone(),
+            variant: spec.variant.clone(),
+            round_idx: spec.round_idx,
+        };
         let started = Instant::now();
         let mut rerun = false;
         let mut attach = None;
         // A job recorded for this attempt (by an earlier process of this run) is re-attached to,
         // unless it was cancelled (Ctrl-C) or given up on.
         if let Some(entry) = self.ledger.lookup(&key)?
-            && (entry.state == "submitted" || entry.state == "rerun" || entry.state.starts_with("ended:"))
+            && (entry.state == "submitted"
+                || entry.state == "rerun"
+                || entry.state.starts_with("ended:"))
         {
             rerun = entry.state == "rerun";
             events.emit(Event::Message {
-                text: format!("  {} {} round {}: re-attached to slurm job {}", spec.task.short(12), spec.variant, spec.round_idx, entry.job_id),
+                text: format!(
+                    "  {} {} round {}: re-attached to slurm job {}",
+                    spec.task.short(12),
+                    spec.variant,
+                    spec.round_idx,
+                    entry.job_id
+                ),
             });
-            self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(entry.job_id.clone(), key.run_id.clone());
+            self.live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(entry.job_id.clone(), key.run_id.clone());
             // Record the new owner, so that a sweep by another process leaves the job alone.
             let _ = self.cli.set_comment(&entry.job_id, &self.comment(&key));
             attach = Some(entry.job_id);
@@ -610,16 +835,32 @@ impl Backend for SlurmBackend {
                 },
             };
             match self.track(&job_id, &key, spec, &job_root, events)? {
-                Tracked::Ended(final_state) => return self.finish(&job_id, final_state, &key, spec, &job_root, started),
+                Tracked::Ended(final_state) => {
+                    return self.finish(&job_id, final_state, &key, spec, &job_root, started);
+                }
                 Tracked::Vanished => {
                     // Slurm forgot the job; its status file may still hold its result.
-                    let status = StatusFile::parse(&fs::read_to_string(job_root.join(format!("job-{job_id}")).join("status")).unwrap_or_default());
+                    let status = StatusFile::parse(
+                        &fs::read_to_string(job_root.join(format!("job-{job_id}")).join("status"))
+                            .unwrap_or_default(),
+                    );
                     if let Some(result) = status.get("result") {
-                        let state = if result == "ok" { "COMPLETED" } else { "FAILED" };
-                        let final_state = FinalState { state: state.into(), source: "status file", ..FinalState::default() };
+                        let state = if result == "ok" {
+                            "COMPLETED"
+                        } else {
+                            "FAILED"
+                        };
+                        let final_state = FinalState {
+                            state: state.into(),
+                            source: "status file",
+                            ..FinalState::default()
+                        };
                         return self.finish(&job_id, final_state, &key, spec, &job_root, started);
                     }
-                    self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&job_id);
+                    self.live
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .remove(&job_id);
                     if rerun {
                         let _ = self.ledger.set_state(&key, "vanished");
                         return Ok(AttemptOutcome {
@@ -650,8 +891,14 @@ impl Backend for SlurmBackend {
     }
 
     fn cancel(&self, run_id: &RunId) -> Result<(), BackendError> {
-        let ids: Vec<String> =
-            self.live.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(_, run)| **run == run_id.0).map(|(id, _)| id.clone()).collect();
+        let ids: Vec<String> = self
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|(_, run)| **run == run_id.0)
+            .map(|(id, _)| id.clone())
+            .collect();
         self.cancel_jobs(&ids);
         Ok(())
     }
@@ -661,15 +908,30 @@ impl Backend for SlurmBackend {
         let mut orphans = Vec::new();
         for job in self.cli.my_jobs()? {
             let labels = parse_comment(&job.comment);
-            let Some(run) = labels.get("perfarena.run") else { continue };
-            if labels.get("perfarena.project") != Some(&self.project) || live_runs.iter().any(|r| &r.0 == run) {
+            let Some(run) = labels.get("perfarena.run") else {
+                continue;
+            };
+            if labels.get("perfarena.project") != Some(&self.project)
+                || live_runs.iter().any(|r| &r.0 == run)
+            {
                 continue;
             }
-            let Some((owner_host, owner_pid)) = labels.get("perfarena.owner").and_then(|o| o.rsplit_once(':')) else { continue };
-            let Ok(pid) = owner_pid.parse::<i32>() else { continue };
+            let Some((owner_host, owner_pid)) = labels
+                .get("perfarena.owner")
+                .and_then(|o| o.rsplit_once(':'))
+            else {
+                continue;
+            };
+            let Ok(pid) = owner_pid.parse::<i32>() else {
+                continue;
+            };
             // Jobs submitted from another host are that host's business; jobs of live
             // processes are theirs; jobs a `--resume` can re-attach to are kept for it.
-            if owner_host != host || pid == std::process::id() as i32 || pid_alive(pid) || self.ledger.is_reattachable(&job.job_id)? {
+            if owner_host != host
+                || pid == std::process::id() as i32
+                || pid_alive(pid)
+                || self.ledger.is_reattachable(&job.job_id)?
+            {
                 continue;
             }
             orphans.push(job.job_id);
@@ -693,7 +955,9 @@ mod tests {
 
     #[test]
     fn comments_round_trip() {
-        let labels = parse_comment("perfarena.run=r1;perfarena.task=abc;perfarena.variant=candidate:x;perfarena.owner=h:12;other=1");
+        let labels = parse_comment(
+            "perfarena.run=r1;perfarena.task=abc;perfarena.variant=candidate:x;perfarena.owner=h:12;other=1",
+        );
         assert_eq!(labels["perfarena.run"], "r1");
         assert_eq!(labels["perfarena.variant"], "candidate:x");
         assert_eq!(labels["perfarena.owner"], "h:12");
@@ -705,19 +969,38 @@ mod tests {
         let mut settings = perfarena_core::Suite::defaults().slurm;
         assert!(validate_settings(&settings).is_ok());
         settings.time_limit = "1h".into();
-        assert!(validate_settings(&settings).unwrap_err().contains("slurm.time_limit"));
+        assert!(
+            validate_settings(&settings)
+                .unwrap_err()
+                .contains("slurm.time_limit")
+        );
         settings.time_limit = "10".into();
         settings.mounts = vec!["/models".into()];
-        assert!(validate_settings(&settings).unwrap_err().contains("slurm.mounts"));
+        assert!(
+            validate_settings(&settings)
+                .unwrap_err()
+                .contains("slurm.mounts")
+        );
     }
 
     #[test]
     fn the_memory_ledger_remembers() {
         let ledger = MemoryLedger::default();
-        let key = JobKey { run_id: "r".into(), task: CommitId::parse("abcdef1").unwrap(), variant: VariantKind::Baseline, round_idx: 0 };
+        let key = JobKey {
+            run_id: "r".into(),
+            task: CommitId::parse("abcdef1").unwrap(),
+            variant: VariantKind::Baseline,
+            round_idx: 0,
+        };
         assert!(ledger.lookup(&key).unwrap().is_none());
         ledger.record(&key, "5", "submitted").unwrap();
         ledger.set_state(&key, "ended:COMPLETED").unwrap();
-        assert_eq!(ledger.lookup(&key).unwrap().unwrap(), LedgerEntry { job_id: "5".into(), state: "ended:COMPLETED".into() });
+        assert_eq!(
+            ledger.lookup(&key).unwrap().unwrap(),
+            LedgerEntry {
+                job_id: "5".into(),
+                state: "ended:COMPLETED".into()
+            }
+        );
     }
 }

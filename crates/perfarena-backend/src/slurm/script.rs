@@ -14,8 +14,14 @@ use perfarena_core::suite::{ReadinessKind, SlurmLauncher, SlurmSection};
 
 /// Quotes `text` for a POSIX shell: `'…'`, with `'` written as `'\''`. Plain words stay bare.
 pub fn sh_quote(text: &str) -> String {
-    let plain =
-        !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b',' | b'+' | b'@' | b'%'));
+    let plain = !text.is_empty()
+        && text.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b',' | b'+' | b'@' | b'%'
+                )
+        });
     if plain {
         return text.to_string();
     }
@@ -29,7 +35,11 @@ pub fn pyxis_image(image: &str) -> String {
         return image.to_string();
     }
     match image.split_once('/') {
-        Some((first, rest)) if first.contains('.') || first.contains(':') || first == "localhost" => format!("{first}#{rest}"),
+        Some((first, rest))
+            if first.contains('.') || first.contains(':') || first == "localhost" =>
+        {
+            format!("{first}#{rest}")
+        }
         _ => image.to_string(),
     }
 }
@@ -37,7 +47,11 @@ pub fn pyxis_image(image: &str) -> String {
 /// An image ref as apptainer wants it: `docker://ref`, unless it is a path (`.sif`) or already
 /// names a transport (`oras://`, `library://`…).
 pub fn apptainer_image(image: &str) -> String {
-    if image.contains("://") || image.starts_with('/') || image.starts_with("./") || image.ends_with(".sif") {
+    if image.contains("://")
+        || image.starts_with('/')
+        || image.starts_with("./")
+        || image.ends_with(".sif")
+    {
         return image.to_string();
     }
     format!("docker://{image}")
@@ -57,7 +71,10 @@ pub fn valid_time_limit(text: &str) -> bool {
     }
     let numbers = |part: &str, max_fields: usize| {
         let fields: Vec<&str> = part.split(':').collect();
-        fields.len() <= max_fields && fields.iter().all(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
+        fields.len() <= max_fields
+            && fields
+                .iter()
+                .all(|f| !f.is_empty() && f.bytes().all(|b| b.is_ascii_digit()))
     };
     match text.split_once('-') {
         Some((days, rest)) => numbers(days, 1) && numbers(rest, 3),
@@ -87,12 +104,21 @@ pub struct JobHeader {
 impl JobHeader {
     /// The header of one job with the suite's resources; `time` is the suite's `time_limit`
     /// when set, else `default_time`.
-    pub fn from_settings(settings: &SlurmSection, job_name: String, output: PathBuf, default_time: Duration) -> JobHeader {
+    pub fn from_settings(
+        settings: &SlurmSection,
+        job_name: String,
+        output: PathBuf,
+        default_time: Duration,
+    ) -> JobHeader {
         let gres = (settings.gpus > 0).then(|| match settings.gpu_type.trim() {
             "" => format!("gpu:{}", settings.gpus),
             kind => format!("gpu:{kind}:{}", settings.gpus),
         });
-        let time = if settings.time_limit.trim().is_empty() { time_limit(default_time) } else { settings.time_limit.trim().to_string() };
+        let time = if settings.time_limit.trim().is_empty() {
+            time_limit(default_time)
+        } else {
+            settings.time_limit.trim().to_string()
+        };
         JobHeader {
             job_name,
             output,
@@ -120,7 +146,12 @@ impl JobHeader {
         if let Some(array) = &self.array {
             line(&format!("--array={array}"));
         }
-        for (option, value) in [("partition", &self.partition), ("account", &self.account), ("qos", &self.qos), ("mem", &self.mem)] {
+        for (option, value) in [
+            ("partition", &self.partition),
+            ("account", &self.account),
+            ("qos", &self.qos),
+            ("mem", &self.mem),
+        ] {
             if !value.is_empty() {
                 line(&format!("--{option}={value}"));
             }
@@ -142,7 +173,12 @@ pub enum LaunchTarget {
     Plain { workdir: PathBuf },
     /// In a container of `image`; `mount` is `(checkout, path in the container)` when the
     /// variant's checkout is mounted into one shared image.
-    Container { launcher: SlurmLauncher, image: String, mount: Option<(PathBuf, String)>, workdir: String },
+    Container {
+        launcher: SlurmLauncher,
+        image: String,
+        mount: Option<(PathBuf, String)>,
+        workdir: String,
+    },
 }
 
 /// Everything one attempt's script needs.
@@ -300,7 +336,11 @@ impl AttemptScript {
         out.push_str("PA_OUT=\"$PA_ROOT/job-${SLURM_JOB_ID:-manual-$$}\"\n");
         out.push_str("mkdir -p \"$PA_OUT\" || exit 70\n");
         out.push_str(": >\"$PA_OUT/status\"\n");
-        var(&mut out, "PA_SERVER_CMD", self.server.as_deref().unwrap_or(""));
+        var(
+            &mut out,
+            "PA_SERVER_CMD",
+            self.server.as_deref().unwrap_or(""),
+        );
         var(&mut out, "PA_CLIENT_CMD", &self.client);
         var(
             &mut out,
@@ -312,11 +352,27 @@ impl AttemptScript {
             },
         );
         var(&mut out, "PA_READY_URL", &self.readiness_url);
-        var(&mut out, "PA_READY_INTERVAL", &seconds(self.readiness_interval));
-        var(&mut out, "PA_READY_TIMEOUT", &self.readiness_timeout.as_secs().to_string());
+        var(
+            &mut out,
+            "PA_READY_INTERVAL",
+            &seconds(self.readiness_interval),
+        );
+        var(
+            &mut out,
+            "PA_READY_TIMEOUT",
+            &self.readiness_timeout.as_secs().to_string(),
+        );
         var(&mut out, "PA_PORT", &self.port.to_string());
-        var(&mut out, "PA_TIMEOUT", &self.timeout.as_secs().max(1).to_string());
-        var(&mut out, "PA_KILL_GRACE", &self.kill_grace.as_secs().to_string());
+        var(
+            &mut out,
+            "PA_TIMEOUT",
+            &self.timeout.as_secs().max(1).to_string(),
+        );
+        var(
+            &mut out,
+            "PA_KILL_GRACE",
+            &self.kill_grace.as_secs().to_string(),
+        );
         out.push_str("PA_SETSID=; command -v setsid >/dev/null 2>&1 && PA_SETSID=setsid\n");
         out.push_str("export PYTHONUNBUFFERED=1\n");
         for (key, value) in &self.env {
@@ -336,31 +392,54 @@ impl AttemptScript {
     /// `pa_prepare` (image present?), `pa_launch ROLE COMMAND` and `pa_cleanup ROLE` for the
     /// launcher.
     fn render_launcher(&self, out: &mut String) {
-        let extra: String = self.launcher_args.iter().map(|a| format!(" {}", sh_quote(a))).collect();
+        let extra: String = self
+            .launcher_args
+            .iter()
+            .map(|a| format!(" {}", sh_quote(a)))
+            .collect();
         match &self.target {
             LaunchTarget::Plain { workdir } => {
-                let _ = writeln!(out, "# launcher: plain (the variant's checkout)\nPA_WORKDIR={}", sh_quote(&workdir.display().to_string()));
+                let _ = writeln!(
+                    out,
+                    "# launcher: plain (the variant's checkout)\nPA_WORKDIR={}",
+                    sh_quote(&workdir.display().to_string())
+                );
                 out.push_str(
                     "pa_prepare() { [ -d \"$PA_WORKDIR\" ] || { pa_status \"message=checkout $PA_WORKDIR is not visible on this node\"; return 1; }; }\n",
                 );
-                out.push_str("pa_launch() { cd \"$PA_WORKDIR\" && pa_group \"$1\" sh -c \"$2\"; }\n");
+                out.push_str(
+                    "pa_launch() { cd \"$PA_WORKDIR\" && pa_group \"$1\" sh -c \"$2\"; }\n",
+                );
                 out.push_str("pa_cleanup() { :; }\n");
             }
-            LaunchTarget::Container { launcher, image, mount, workdir } => {
+            LaunchTarget::Container {
+                launcher,
+                image,
+                mount,
+                workdir,
+            } => {
                 let mut mounts: Vec<(String, String)> = Vec::new();
                 if let Some((host, container)) = mount {
                     mounts.push((host.display().to_string(), container.clone()));
                 }
                 for spec in &self.mounts {
-                    let (host, container) = spec.split_once(':').unwrap_or((spec.as_str(), spec.as_str()));
+                    let (host, container) = spec
+                        .split_once(':')
+                        .unwrap_or((spec.as_str(), spec.as_str()));
                     mounts.push((host.to_string(), container.to_string()));
                 }
                 match launcher {
                     SlurmLauncher::Docker | SlurmLauncher::Plain => {
-                        let _ = writeln!(out, "# launcher: docker run on the node\nPA_IMAGE={}", sh_quote(image));
+                        let _ = writeln!(
+                            out,
+                            "# launcher: docker run on the node\nPA_IMAGE={}",
+                            sh_quote(image)
+                        );
                         out.push_str("PA_CONTAINER=\"perfarena-${SLURM_JOB_ID:-manual-$$}\"\n");
                         out.push_str("pa_prepare() {\n  docker image inspect \"$PA_IMAGE\" >/dev/null 2>&1 || docker pull \"$PA_IMAGE\" >>\"$PA_OUT/server.log\" 2>&1 ||\n    { pa_status \"message=image $PA_IMAGE is not on the node and cannot be pulled\"; return 1; }\n}\n");
-                        let mut run = String::from("docker run --rm --init --network host --name \"$PA_CONTAINER-$1\"");
+                        let mut run = String::from(
+                            "docker run --rm --init --network host --name \"$PA_CONTAINER-$1\"",
+                        );
                         for (key, value) in &self.labels {
                             let _ = write!(run, " --label {}", sh_quote(&format!("{key}={value}")));
                         }
@@ -374,18 +453,27 @@ impl AttemptScript {
                         for (key, _) in &self.env {
                             let _ = write!(run, " -e {key}");
                         }
-                        let _ = writeln!(out, "pa_launch() {{ pa_group \"$1\" {run}{extra} \"$PA_IMAGE\" sh -c \"$2\"; }}");
+                        let _ = writeln!(
+                            out,
+                            "pa_launch() {{ pa_group \"$1\" {run}{extra} \"$PA_IMAGE\" sh -c \"$2\"; }}"
+                        );
                         out.push_str("pa_cleanup() { docker rm -f \"$PA_CONTAINER-$1\" >/dev/null 2>&1; return 0; }\n");
                     }
                     SlurmLauncher::Pyxis => {
-                        let _ = writeln!(out, "# launcher: pyxis/enroot (srun --container-image)\nPA_IMAGE={}", sh_quote(&pyxis_image(image)));
+                        let _ = writeln!(
+                            out,
+                            "# launcher: pyxis/enroot (srun --container-image)\nPA_IMAGE={}",
+                            sh_quote(&pyxis_image(image))
+                        );
                         out.push_str("PA_CONTAINER=\"perfarena-${SLURM_JOB_ID:-manual-$$}\"\n");
                         let mut srun = String::from(
                             "srun --overlap --nodes=1 --ntasks=1 --container-image=\"$PA_IMAGE\" --container-name=\"$PA_CONTAINER\" --no-container-mount-home",
                         );
                         if !mounts.is_empty() {
-                            let list: Vec<String> = mounts.iter().map(|(h, c)| format!("{h}:{c}")).collect();
-                            let _ = write!(srun, " --container-mounts={}", sh_quote(&list.join(",")));
+                            let list: Vec<String> =
+                                mounts.iter().map(|(h, c)| format!("{h}:{c}")).collect();
+                            let _ =
+                                write!(srun, " --container-mounts={}", sh_quote(&list.join(",")));
                         }
                         let _ = write!(srun, " --container-workdir={}", sh_quote(workdir));
                         srun.push_str(&extra);
@@ -395,17 +483,28 @@ impl AttemptScript {
                             out,
                             "pa_prepare() {{ {srun} true >>\"$PA_OUT/server.log\" 2>&1 || {{ pa_status \"message=pyxis cannot start image $PA_IMAGE\"; return 1; }}; }}"
                         );
-                        let _ = writeln!(out, "pa_launch() {{ pa_group \"$1\" {srun} sh -c \"$2\"; }}");
+                        let _ = writeln!(
+                            out,
+                            "pa_launch() {{ pa_group \"$1\" {srun} sh -c \"$2\"; }}"
+                        );
                         out.push_str("pa_cleanup() { :; }\n");
                     }
                     SlurmLauncher::Apptainer => {
-                        let _ = writeln!(out, "# launcher: apptainer exec\nPA_IMAGE={}", sh_quote(&apptainer_image(image)));
+                        let _ = writeln!(
+                            out,
+                            "# launcher: apptainer exec\nPA_IMAGE={}",
+                            sh_quote(&apptainer_image(image))
+                        );
                         let mut exec = String::from("apptainer exec");
                         if self.gpus > 0 {
                             exec.push_str(" --nv");
                         }
                         for (host, container) in &mounts {
-                            let _ = write!(exec, " --bind {}", sh_quote(&format!("{host}:{container}")));
+                            let _ = write!(
+                                exec,
+                                " --bind {}",
+                                sh_quote(&format!("{host}:{container}"))
+                            );
                         }
                         let _ = write!(exec, " --pwd {}", sh_quote(workdir));
                         exec.push_str(&extra);
@@ -413,7 +512,10 @@ impl AttemptScript {
                             out,
                             "pa_prepare() {{ {exec} \"$PA_IMAGE\" true >>\"$PA_OUT/server.log\" 2>&1 || {{ pa_status \"message=apptainer cannot start image $PA_IMAGE\"; return 1; }}; }}"
                         );
-                        let _ = writeln!(out, "pa_launch() {{ pa_group \"$1\" {exec} \"$PA_IMAGE\" sh -c \"$2\"; }}");
+                        let _ = writeln!(
+                            out,
+                            "pa_launch() {{ pa_group \"$1\" {exec} \"$PA_IMAGE\" sh -c \"$2\"; }}"
+                        );
                         out.push_str("pa_cleanup() { :; }\n");
                     }
                 }
@@ -435,10 +537,22 @@ pub struct BuildCommand {
 
 /// The script of one build, or of a job array of builds (`header.array` set): each array task
 /// runs its build, writing `build-<index>.log` and `build-<index>.rc` under `dir`.
-pub fn build_script(header: &JobHeader, dir: &Path, builds: &[BuildCommand], prologue: &str) -> String {
+pub fn build_script(
+    header: &JobHeader,
+    dir: &Path,
+    builds: &[BuildCommand],
+    prologue: &str,
+) -> String {
     let mut out = String::from("#!/bin/sh\n");
-    let _ = writeln!(out, "# perfarena image build{}: {}", if builds.len() > 1 { "s" } else { "" }, builds.len());
-    out.push_str("# Written by perfarena before submission; resubmit by hand with `sbatch <this file>`.\n");
+    let _ = writeln!(
+        out,
+        "# perfarena image build{}: {}",
+        if builds.len() > 1 { "s" } else { "" },
+        builds.len()
+    );
+    out.push_str(
+        "# Written by perfarena before submission; resubmit by hand with `sbatch <this file>`.\n",
+    );
     for (idx, build) in builds.iter().enumerate() {
         let _ = writeln!(out, "#   {idx}: {}", build.name);
     }
@@ -453,7 +567,10 @@ pub fn build_script(header: &JobHeader, dir: &Path, builds: &[BuildCommand], pro
     }
     out.push_str("pa_build() {\n  case $PA_IDX in\n");
     for (idx, build) in builds.iter().enumerate() {
-        let mut line = format!("cd {} || exit 70;", sh_quote(&build.workdir.display().to_string()));
+        let mut line = format!(
+            "cd {} || exit 70;",
+            sh_quote(&build.workdir.display().to_string())
+        );
         for (key, value) in &build.env {
             let _ = write!(line, " {key}={}", sh_quote(value));
         }
@@ -485,11 +602,26 @@ mod tests {
 
     #[test]
     fn image_refs_per_launcher() {
-        assert_eq!(pyxis_image("nvcr.io/nvidia/pytorch:24.01-py3"), "nvcr.io#nvidia/pytorch:24.01-py3");
-        assert_eq!(pyxis_image("127.0.0.1:5000/toyllm:abc"), "127.0.0.1:5000#toyllm:abc");
-        assert_eq!(pyxis_image("vllm/vllm-openai:latest"), "vllm/vllm-openai:latest");
-        assert_eq!(pyxis_image("/shared/images/vllm.sqsh"), "/shared/images/vllm.sqsh");
-        assert_eq!(apptainer_image("vllm/vllm-openai:latest"), "docker://vllm/vllm-openai:latest");
+        assert_eq!(
+            pyxis_image("nvcr.io/nvidia/pytorch:24.01-py3"),
+            "nvcr.io#nvidia/pytorch:24.01-py3"
+        );
+        assert_eq!(
+            pyxis_image("127.0.0.1:5000/toyllm:abc"),
+            "127.0.0.1:5000#toyllm:abc"
+        );
+        assert_eq!(
+            pyxis_image("vllm/vllm-openai:latest"),
+            "vllm/vllm-openai:latest"
+        );
+        assert_eq!(
+            pyxis_image("/shared/images/vllm.sqsh"),
+            "/shared/images/vllm.sqsh"
+        );
+        assert_eq!(
+            apptainer_image("vllm/vllm-openai:latest"),
+            "docker://vllm/vllm-openai:latest"
+        );
         assert_eq!(apptainer_image("/shared/vllm.sif"), "/shared/vllm.sif");
         assert_eq!(apptainer_image("oras://reg/x:1"), "oras://reg/x:1");
     }

@@ -24,7 +24,10 @@ impl StatusFile {
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(String::as_str).filter(|v| !v.is_empty())
+        self.values
+            .get(key)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     fn number(&self, key: &str) -> Option<f64> {
@@ -75,7 +78,17 @@ pub struct FinalState {
 pub fn is_terminal(state: &str) -> bool {
     matches!(
         state,
-        "COMPLETED" | "FAILED" | "TIMEOUT" | "CANCELLED" | "NODE_FAIL" | "OUT_OF_MEMORY" | "PREEMPTED" | "BOOT_FAIL" | "DEADLINE" | "REVOKED" | "SPECIAL_EXIT"
+        "COMPLETED"
+            | "FAILED"
+            | "TIMEOUT"
+            | "CANCELLED"
+            | "NODE_FAIL"
+            | "OUT_OF_MEMORY"
+            | "PREEMPTED"
+            | "BOOT_FAIL"
+            | "DEADLINE"
+            | "REVOKED"
+            | "SPECIAL_EXIT"
     )
 }
 
@@ -112,8 +125,20 @@ fn with_tail(mut message: String, tail: &str) -> String {
 
 /// Maps Slurm's final state and the status file to the attempt's status. `time_limit` is the
 /// job's `--time`, `timeout_s` the attempt's own limit (the script enforces it).
-pub fn verdict(state: &FinalState, status: &StatusFile, tails: &LogTails, job_id: &str, time_limit: &str, timeout_s: u64) -> JobVerdict {
-    let verdict = |status: AttemptStatus, exit_code: Option<i32>, message: String| JobVerdict { status, exit_code, message, oom_killed: false };
+pub fn verdict(
+    state: &FinalState,
+    status: &StatusFile,
+    tails: &LogTails,
+    job_id: &str,
+    time_limit: &str,
+    timeout_s: u64,
+) -> JobVerdict {
+    let verdict = |status: AttemptStatus, exit_code: Option<i32>, message: String| JobVerdict {
+        status,
+        exit_code,
+        message,
+        oom_killed: false,
+    };
     let slurm_exit = match (state.exit_code, state.signal) {
         (Some(code), Some(signal)) if signal != 0 => format!("exit code {code}, signal {signal}"),
         (Some(code), _) => format!("exit code {code}"),
@@ -123,64 +148,128 @@ pub fn verdict(state: &FinalState, status: &StatusFile, tails: &LogTails, job_id
         "TIMEOUT" => verdict(
             AttemptStatus::Timeout,
             None,
-            format!("job {job_id} hit its slurm time limit ({time_limit}) and was killed; raise slurm.time_limit or bench.timeout_s"),
+            format!(
+                "job {job_id} hit its slurm time limit ({time_limit}) and was killed; raise slurm.time_limit or bench.timeout_s"
+            ),
         ),
         "OUT_OF_MEMORY" => JobVerdict {
             status: AttemptStatus::Crashed,
             exit_code: state.exit_code,
-            message: format!("job {job_id} ran out of memory: slurm ended it with OUT_OF_MEMORY (oom-kill); raise slurm.mem"),
+            message: format!(
+                "job {job_id} ran out of memory: slurm ended it with OUT_OF_MEMORY (oom-kill); raise slurm.mem"
+            ),
             oom_killed: true,
         },
-        "NODE_FAIL" => {
-            verdict(AttemptStatus::InfraError, None, format!("node {} failed while job {job_id} ran (NODE_FAIL)", state.node.as_deref().unwrap_or("?")))
-        }
-        "CANCELLED" => verdict(AttemptStatus::InfraError, None, format!("job {job_id} was cancelled outside perfarena (scancel or an administrator)")),
-        "PREEMPTED" | "BOOT_FAIL" | "DEADLINE" | "REVOKED" => {
-            verdict(AttemptStatus::InfraError, None, format!("job {job_id} ended with slurm state {}", state.state))
-        }
+        "NODE_FAIL" => verdict(
+            AttemptStatus::InfraError,
+            None,
+            format!(
+                "node {} failed while job {job_id} ran (NODE_FAIL)",
+                state.node.as_deref().unwrap_or("?")
+            ),
+        ),
+        "CANCELLED" => verdict(
+            AttemptStatus::InfraError,
+            None,
+            format!("job {job_id} was cancelled outside perfarena (scancel or an administrator)"),
+        ),
+        "PREEMPTED" | "BOOT_FAIL" | "DEADLINE" | "REVOKED" => verdict(
+            AttemptStatus::InfraError,
+            None,
+            format!("job {job_id} ended with slurm state {}", state.state),
+        ),
         "COMPLETED" | "FAILED" | "SPECIAL_EXIT" => match status.get("result") {
-            Some("ok") if state.state == "COMPLETED" => verdict(AttemptStatus::Ok, Some(0), String::new()),
+            Some("ok") if state.state == "COMPLETED" => {
+                verdict(AttemptStatus::Ok, Some(0), String::new())
+            }
             Some("server_exited") => {
                 let code = status.code("server_exit");
                 verdict(
                     AttemptStatus::Crashed,
                     code,
-                    with_tail(format!("server exited with code {} before it was ready", code.map(|c| c.to_string()).unwrap_or("?".into())), &tails.server),
+                    with_tail(
+                        format!(
+                            "server exited with code {} before it was ready",
+                            code.map(|c| c.to_string()).unwrap_or("?".into())
+                        ),
+                        &tails.server,
+                    ),
                 )
             }
-            Some("not_ready") => {
-                verdict(AttemptStatus::Timeout, None, format!("server not ready after {:.0}s (readiness timeout)", status.duration_s().unwrap_or(0.0)))
-            }
-            Some("timeout") => verdict(AttemptStatus::Timeout, None, format!("attempt timed out after {timeout_s}s while the client was running")),
+            Some("not_ready") => verdict(
+                AttemptStatus::Timeout,
+                None,
+                format!(
+                    "server not ready after {:.0}s (readiness timeout)",
+                    status.duration_s().unwrap_or(0.0)
+                ),
+            ),
+            Some("timeout") => verdict(
+                AttemptStatus::Timeout,
+                None,
+                format!("attempt timed out after {timeout_s}s while the client was running"),
+            ),
             Some("client_failed") => {
                 let code = status.code("client_exit");
-                let mut message = format!("client exited with code {}", code.map(|c| c.to_string()).unwrap_or("?".into()));
+                let mut message = format!(
+                    "client exited with code {}",
+                    code.map(|c| c.to_string()).unwrap_or("?".into())
+                );
                 if status.get("server_exit").is_some() {
                     message.push_str("; the server had exited");
                 }
-                verdict(AttemptStatus::Crashed, code, with_tail(message, &tails.client))
+                verdict(
+                    AttemptStatus::Crashed,
+                    code,
+                    with_tail(message, &tails.client),
+                )
             }
             Some("missing_image") => verdict(
                 AttemptStatus::MissingImage,
                 None,
-                status.get("message").map(str::to_string).unwrap_or_else(|| "the image cannot be started on the node".into()),
+                status
+                    .get("message")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| "the image cannot be started on the node".into()),
             ),
-            Some("no_probe") => verdict(AttemptStatus::InfraError, None, status.get("message").unwrap_or("the node has no readiness probe tool").to_string()),
+            Some("no_probe") => verdict(
+                AttemptStatus::InfraError,
+                None,
+                status
+                    .get("message")
+                    .unwrap_or("the node has no readiness probe tool")
+                    .to_string(),
+            ),
             Some("terminated") => verdict(
                 AttemptStatus::InfraError,
                 None,
-                format!("job {job_id} was terminated (SIGTERM) before the attempt finished; slurm state {}", state.state),
+                format!(
+                    "job {job_id} was terminated (SIGTERM) before the attempt finished; slurm state {}",
+                    state.state
+                ),
             ),
-            Some(other) if state.state == "COMPLETED" && other != "ok" => {
-                verdict(AttemptStatus::InfraError, None, format!("job {job_id} completed but its script reported `{other}`"))
-            }
+            Some(other) if state.state == "COMPLETED" && other != "ok" => verdict(
+                AttemptStatus::InfraError,
+                None,
+                format!("job {job_id} completed but its script reported `{other}`"),
+            ),
             _ => verdict(
                 AttemptStatus::InfraError,
                 state.exit_code,
-                with_tail(format!("job {job_id} ended {} ({slurm_exit}) without an attempt result; see its slurm output (job.out)", state.state), &tails.job),
+                with_tail(
+                    format!(
+                        "job {job_id} ended {} ({slurm_exit}) without an attempt result; see its slurm output (job.out)",
+                        state.state
+                    ),
+                    &tails.job,
+                ),
             ),
         },
-        other => verdict(AttemptStatus::InfraError, state.exit_code, format!("job {job_id} ended with unexpected slurm state {other:?}")),
+        other => verdict(
+            AttemptStatus::InfraError,
+            state.exit_code,
+            format!("job {job_id} ended with unexpected slurm state {other:?}"),
+        ),
     }
 }
 
@@ -190,21 +279,44 @@ mod tests {
 
     fn state(name: &str, exit: &str) -> FinalState {
         let (exit_code, signal) = parse_exit_code(exit);
-        FinalState { state: name.into(), exit_code, signal, node: Some("localhost".into()), reason: None, source: "scontrol" }
+        FinalState {
+            state: name.into(),
+            exit_code,
+            signal,
+            node: Some("localhost".into()),
+            reason: None,
+            source: "scontrol",
+        }
     }
 
-    fn check(slurm: &str, exit: &str, status_text: &str, expected: AttemptStatus, message_part: &str) -> JobVerdict {
+    fn check(
+        slurm: &str,
+        exit: &str,
+        status_text: &str,
+        expected: AttemptStatus,
+        message_part: &str,
+    ) -> JobVerdict {
         let status = StatusFile::parse(status_text);
-        let tails = LogTails { server: "server said bye".into(), client: "Traceback: boom".into(), job: "sh: 1: bad".into() };
+        let tails = LogTails {
+            server: "server said bye".into(),
+            client: "Traceback: boom".into(),
+            job: "sh: 1: bad".into(),
+        };
         let v = verdict(&state(slurm, exit), &status, &tails, "42", "0:01:00", 120);
         assert_eq!(v.status, expected, "{slurm} {status_text}: {v:?}");
-        assert!(v.message.contains(message_part), "{slurm}: {:?} lacks {message_part:?}", v.message);
+        assert!(
+            v.message.contains(message_part),
+            "{slurm}: {:?} lacks {message_part:?}",
+            v.message
+        );
         v
     }
 
     #[test]
     fn status_file_keeps_the_last_value() {
-        let s = StatusFile::parse("job_id=7\nstarted=100.5\nready=102.0\nresult=ok\nended=110.5\nnode=n1\nresult=ok\n");
+        let s = StatusFile::parse(
+            "job_id=7\nstarted=100.5\nready=102.0\nresult=ok\nended=110.5\nnode=n1\nresult=ok\n",
+        );
         assert_eq!(s.ready_after_s(), Some(1.5));
         assert_eq!(s.duration_s(), Some(10.0));
         assert_eq!(s.node(), Some("n1"));
@@ -215,19 +327,85 @@ mod tests {
     #[test]
     fn slurm_states_map_to_attempt_statuses() {
         check("COMPLETED", "0:0", "result=ok", AttemptStatus::Ok, "");
-        let v = check("FAILED", "3:0", "client_exit=3\nresult=client_failed", AttemptStatus::Crashed, "client exited with code 3: Traceback: boom");
+        let v = check(
+            "FAILED",
+            "3:0",
+            "client_exit=3\nresult=client_failed",
+            AttemptStatus::Crashed,
+            "client exited with code 3: Traceback: boom",
+        );
         assert_eq!(v.exit_code, Some(3));
-        check("FAILED", "3:0", "client_exit=1\nserver_exit=1\nresult=client_failed", AttemptStatus::Crashed, "the server had exited");
-        check("FAILED", "3:0", "server_exit=1\nresult=server_exited", AttemptStatus::Crashed, "server exited with code 1 before it was ready: server said bye");
-        check("FAILED", "124:0", "started=1\nresult=not_ready\nended=31", AttemptStatus::Timeout, "not ready after 30s");
-        check("FAILED", "124:0", "result=timeout", AttemptStatus::Timeout, "timed out after 120s");
-        check("FAILED", "4:0", "result=missing_image\nmessage=image x is not on the node", AttemptStatus::MissingImage, "image x");
-        check("FAILED", "70:0", "result=no_probe\nmessage=no curl", AttemptStatus::InfraError, "no curl");
-        check("TIMEOUT", "0:15", "result=terminated", AttemptStatus::Timeout, "slurm time limit (0:01:00)");
+        check(
+            "FAILED",
+            "3:0",
+            "client_exit=1\nserver_exit=1\nresult=client_failed",
+            AttemptStatus::Crashed,
+            "the server had exited",
+        );
+        check(
+            "FAILED",
+            "3:0",
+            "server_exit=1\nresult=server_exited",
+            AttemptStatus::Crashed,
+            "server exited with code 1 before it was ready: server said bye",
+        );
+        check(
+            "FAILED",
+            "124:0",
+            "started=1\nresult=not_ready\nended=31",
+            AttemptStatus::Timeout,
+            "not ready after 30s",
+        );
+        check(
+            "FAILED",
+            "124:0",
+            "result=timeout",
+            AttemptStatus::Timeout,
+            "timed out after 120s",
+        );
+        check(
+            "FAILED",
+            "4:0",
+            "result=missing_image\nmessage=image x is not on the node",
+            AttemptStatus::MissingImage,
+            "image x",
+        );
+        check(
+            "FAILED",
+            "70:0",
+            "result=no_probe\nmessage=no curl",
+            AttemptStatus::InfraError,
+            "no curl",
+        );
+        check(
+            "TIMEOUT",
+            "0:15",
+            "result=terminated",
+            AttemptStatus::Timeout,
+            "slurm time limit (0:01:00)",
+        );
         check("TIMEOUT", "0:9", "", AttemptStatus::Timeout, "time limit");
-        check("CANCELLED", "0:15", "result=terminated", AttemptStatus::InfraError, "cancelled outside perfarena");
-        check("NODE_FAIL", "0:0", "", AttemptStatus::InfraError, "node localhost failed");
-        let v = check("OUT_OF_MEMORY", "0:125", "", AttemptStatus::Crashed, "oom-kill");
+        check(
+            "CANCELLED",
+            "0:15",
+            "result=terminated",
+            AttemptStatus::InfraError,
+            "cancelled outside perfarena",
+        );
+        check(
+            "NODE_FAIL",
+            "0:0",
+            "",
+            AttemptStatus::InfraError,
+            "node localhost failed",
+        );
+        let v = check(
+            "OUT_OF_MEMORY",
+            "0:125",
+            "",
+            AttemptStatus::Crashed,
+            "oom-kill",
+        );
         assert!(v.oom_killed);
         check(
             "FAILED",
@@ -236,15 +414,33 @@ mod tests {
             AttemptStatus::InfraError,
             "FAILED (exit code 0, signal 9) without an attempt result; see its slurm output (job.out): sh: 1: bad",
         );
-        check("BOOT_FAIL", "0:0", "", AttemptStatus::InfraError, "BOOT_FAIL");
-        check("COMPLETED", "0:0", "", AttemptStatus::InfraError, "without an attempt result");
+        check(
+            "BOOT_FAIL",
+            "0:0",
+            "",
+            AttemptStatus::InfraError,
+            "BOOT_FAIL",
+        );
+        check(
+            "COMPLETED",
+            "0:0",
+            "",
+            AttemptStatus::InfraError,
+            "without an attempt result",
+        );
     }
 
     #[test]
     fn oom_is_a_resource_failure_for_triage() {
         let v = check("OUT_OF_MEMORY", "0:125", "", AttemptStatus::Crashed, "oom");
-        let class = perfarena_core::triage::Triage::builtin().classify_attempt(v.status, &v.message, &[]).unwrap();
-        assert_eq!(class.kind, perfarena_core::FailureKind::Resource, "{class:?}");
+        let class = perfarena_core::triage::Triage::builtin()
+            .classify_attempt(v.status, &v.message, &[])
+            .unwrap();
+        assert_eq!(
+            class.kind,
+            perfarena_core::FailureKind::Resource,
+            "{class:?}"
+        );
     }
 
     #[test]

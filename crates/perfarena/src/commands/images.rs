@@ -116,7 +116,9 @@ impl VariantArg {
 /// `--registry`: `host:port` or `http(s)://host:port`. Returns the registry for image names and
 /// the hosts to speak plain HTTP to.
 fn registry_override(suite: &mut Suite, registry: Option<&str>) -> Vec<String> {
-    let Some(registry) = registry else { return Vec::new() };
+    let Some(registry) = registry else {
+        return Vec::new();
+    };
     let (plain, host) = match registry.split_once("://") {
         Some((scheme, host)) => (scheme.eq_ignore_ascii_case("http"), host),
         None => (false, registry),
@@ -127,7 +129,11 @@ fn registry_override(suite: &mut Suite, registry: Option<&str>) -> Vec<String> {
 }
 
 fn registry_client(insecure: Vec<String>) -> RegistryClient {
-    RegistryClient::new(CredentialSource::from_environment(), insecure, Duration::from_secs(10))
+    RegistryClient::new(
+        CredentialSource::from_environment(),
+        insecure,
+        Duration::from_secs(10),
+    )
 }
 
 /// Reads `NAME=PATH` candidate arguments without touching the store.

@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 
 use crate::context::Ctx;
 
@@ -65,16 +65,21 @@ pub fn example() -> String {
 
 pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<ExitCode> {
     if ctx.suite_path.exists() && !args.force {
-        bail!("{} exists: pass --force to overwrite it", ctx.suite_path.display());
+        bail!(
+            "{} exists: pass --force to overwrite it",
+            ctx.suite_path.display()
+        );
     }
     if let Some(parent) = ctx.suite_path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let text = match args.preset {
         Some(preset) => preset.text().to_string(),
         None => example(),
     };
-    std::fs::write(&ctx.suite_path, text).with_context(|| format!("cannot write {}", ctx.suite_path.display()))?;
+    std::fs::write(&ctx.suite_path, text)
+        .with_context(|| format!("cannot write {}", ctx.suite_path.display()))?;
     println!("wrote {}", ctx.suite_path.display());
     if let Some(preset) = args.preset {
         let suite = perfarena_core::Suite::from_toml_str(preset.text(), preset.name())?;
@@ -91,7 +96,8 @@ pub fn run(ctx: &Ctx, args: &InitArgs) -> Result<ExitCode> {
 mod tests {
     #[test]
     fn the_example_parses_to_the_defaults() {
-        let suite = perfarena_core::Suite::from_toml_str(&super::example(), "perfarena.toml").unwrap();
+        let suite =
+            perfarena_core::Suite::from_toml_str(&super::example(), "perfarena.toml").unwrap();
         assert_eq!(suite.hash(), perfarena_core::Suite::defaults().hash());
     }
 

@@ -37,23 +37,43 @@ pub fn run(ctx: &Ctx, args: &LogsArgs) -> Result<ExitCode> {
     let task = find_task(&tasks, &args.task).with_context(|| format!("task {:?}", args.task))?;
     let variant: VariantKind = match args.variant.parse() {
         Ok(v) => v,
-        Err(_) => format!("candidate:{}", args.variant).parse().with_context(|| format!("variant {:?}", args.variant))?,
+        Err(_) => format!("candidate:{}", args.variant)
+            .parse()
+            .with_context(|| format!("variant {:?}", args.variant))?,
     };
-    let attempts = store.attempts(&AttemptFilter { run_id: args.run_id.clone(), task: Some(task.commit.clone()), variant: Some(variant.clone()) })?;
-    let attempt = attempts.iter().rev().find(|a| args.attempt.is_none_or(|round| a.round_idx == round)).with_context(|| match args.attempt {
-        Some(round) => format!("no attempt of {} {variant} in round {round}", task.short_id()),
-        None => format!("no attempt of {} {variant} in the store", task.short_id()),
+    let attempts = store.attempts(&AttemptFilter {
+        run_id: args.run_id.clone(),
+        task: Some(task.commit.clone()),
+        variant: Some(variant.clone()),
     })?;
+    let attempt = attempts
+        .iter()
+        .rev()
+        .find(|a| args.attempt.is_none_or(|round| a.round_idx == round))
+        .with_context(|| match args.attempt {
+            Some(round) => format!(
+                "no attempt of {} {variant} in round {round}",
+                task.short_id()
+            ),
+            None => format!("no attempt of {} {variant} in the store", task.short_id()),
+        })?;
     println!(
         "== {} {variant} round {} ({}, run {}){}",
         task.short_id(),
         attempt.round_idx,
         attempt.status,
         attempt.run_id.as_deref().unwrap_or("-"),
-        if attempt.message.is_empty() { String::new() } else { format!(": {}", attempt.message.lines().next().unwrap_or("")) }
+        if attempt.message.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", attempt.message.lines().next().unwrap_or(""))
+        }
     );
     let Some(log_dir) = &attempt.log_dir else {
-        bail!("attempt {} has no logs (imported, or it failed before anything ran)", attempt.id);
+        bail!(
+            "attempt {} has no logs (imported, or it failed before anything ran)",
+            attempt.id
+        );
     };
     let path = ctx.state_dir.join(log_dir);
     let mut files: Vec<PathBuf> = Vec::new();
@@ -65,10 +85,19 @@ pub fn run(ctx: &Ctx, args: &LogsArgs) -> Result<ExitCode> {
             "client" => &["client.log"],
             _ => &["server.log", "client.log"],
         };
-        files.extend(wanted.iter().map(|name| path.join(name)).filter(|p| p.exists()));
+        files.extend(
+            wanted
+                .iter()
+                .map(|name| path.join(name))
+                .filter(|p| p.exists()),
+        );
         // The variant's preparation log sits one level up.
         if args.stream == "all" {
-            if let Some(setup) = path.parent().map(|p| p.join("setup.log")).filter(|p| p.exists()) {
+            if let Some(setup) = path
+                .parent()
+                .map(|p| p.join("setup.log"))
+                .filter(|p| p.exists())
+            {
                 files.insert(0, setup);
             }
         }
@@ -87,7 +116,16 @@ fn print_log(file: &Path, tail: Option<usize>) -> Result<()> {
     let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     let from = tail.map(|n| lines.len().saturating_sub(n)).unwrap_or(0);
-    println!("-- {} ({} lines{})", file.display(), lines.len(), if from > 0 { format!(", last {}", lines.len() - from) } else { String::new() });
+    println!(
+        "-- {} ({} lines{})",
+        file.display(),
+        lines.len(),
+        if from > 0 {
+            format!(", last {}", lines.len() - from)
+        } else {
+            String::new()
+        }
+    );
     for line in &lines[from..] {
         println!("{line}");
     }

@@ -2,16 +2,16 @@
 
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 
 use perfarena_backend::local::LocalBackend;
 use perfarena_backend::{Backend, CancelToken};
-use perfarena_core::import::find_task;
 use perfarena_core::Task;
+use perfarena_core::import::find_task;
 
-use crate::context::{now, Ctx};
+use crate::context::{Ctx, now};
 use crate::progress::ProgressSink;
-use crate::runner::{create_run, load_candidates, new_run_id, Repeats, RunPlan, Runner};
+use crate::runner::{Repeats, RunPlan, Runner, create_run, load_candidates, new_run_id};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
@@ -48,9 +48,14 @@ pub struct RunArgs {
 }
 
 /// The run `--resume` continues: the one named, else the most recent unfinished one.
-fn run_to_resume(store: &perfarena_store::Store, run_id: Option<&str>) -> Result<perfarena_store::RunRecord> {
+fn run_to_resume(
+    store: &perfarena_store::Store,
+    run_id: Option<&str>,
+) -> Result<perfarena_store::RunRecord> {
     match run_id {
-        Some(id) => store.run(id)?.with_context(|| format!("no run {id} in the store")),
+        Some(id) => store
+            .run(id)?
+            .with_context(|| format!("no run {id} in the store")),
         None => store
             .runs()?
             .into_iter()
@@ -61,7 +66,9 @@ fn run_to_resume(store: &perfarena_store::Store, run_id: Option<&str>) -> Result
 
 pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     let suite = ctx.suite_required()?;
-    suite.require_runnable().map_err(|e| anyhow::anyhow!("{}: {e}", ctx.suite_path.display()))?;
+    suite
+        .require_runnable()
+        .map_err(|e| anyhow::anyhow!("{}: {e}", ctx.suite_path.display()))?;
     let repo = ctx.repo(&suite)?;
     let era_repo = repo.clone();
     let backend_name = match (&args.backend, args.resume) {
@@ -75,7 +82,10 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
         "slurm" => Box::new(crate::slurm_setup::slurm_backend(ctx, &suite, repo)?),
         _ => {
             let repo = repo.with_context(|| {
-                format!("{}: repo.path is not set: the local backend needs the repository under test", ctx.suite_path.display())
+                format!(
+                    "{}: repo.path is not set: the local backend needs the repository under test",
+                    ctx.suite_path.display()
+                )
             })?;
             Box::new(LocalBackend::new(repo, &ctx.state_dir))
         }
@@ -86,10 +96,18 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     }
     if args.parallel > 1 && backend_name == "docker" {
         if !gpu_slots.is_empty() && gpu_slots.len() < args.parallel {
-            bail!("--parallel {} needs {} GPU slots; docker.gpu_slots has {}: add slots or lower --parallel", args.parallel, args.parallel, gpu_slots.len());
+            bail!(
+                "--parallel {} needs {} GPU slots; docker.gpu_slots has {}: add slots or lower --parallel",
+                args.parallel,
+                args.parallel,
+                gpu_slots.len()
+            );
         }
         if gpu_slots.is_empty() && !suite.docker.gpus.is_none() {
-            bail!("--parallel {} with docker.gpus set would share GPUs between attempts: list docker.gpu_slots (one per attempt running at once)", args.parallel);
+            bail!(
+                "--parallel {} with docker.gpus set would share GPUs between attempts: list docker.gpu_slots (one per attempt running at once)",
+                args.parallel
+            );
         }
     }
     let mut store = ctx.store()?;
@@ -101,22 +119,40 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     let (run_id, plan) = if args.resume {
         let run = run_to_resume(&store, args.run_id.as_deref())?;
         if run.suite_hash != suite.hash() {
-            eprintln!("warning: the suite changed since run {} started; resuming with the current settings", run.run_id);
+            eprintln!(
+                "warning: the suite changed since run {} started; resuming with the current settings",
+                run.run_id
+            );
         }
-        let plan: RunPlan = serde_json::from_value(run.config.clone()).with_context(|| format!("run {}: unreadable plan", run.run_id))?;
+        let plan: RunPlan = serde_json::from_value(run.config.clone())
+            .with_context(|| format!("run {}: unreadable plan", run.run_id))?;
         store.set_run_status(&run.run_id, "running", None)?;
         (run.run_id, plan)
     } else {
         let tasks: Vec<Task> = if args.tasks.is_empty() {
             all_tasks.clone()
         } else {
-            args.tasks.iter().map(|prefix| find_task(&all_tasks, prefix).cloned().with_context(|| format!("--tasks {prefix}"))).collect::<Result<_>>()?
+            args.tasks
+                .iter()
+                .map(|prefix| {
+                    find_task(&all_tasks, prefix)
+                        .cloned()
+                        .with_context(|| format!("--tasks {prefix}"))
+                })
+                .collect::<Result<_>>()?
         };
         let repeats = match args.repeats.as_deref() {
-            None => Repeats::Fixed { rounds: suite.bench.repeats },
-            Some("auto") => Repeats::Auto { min: suite.stats.min_repeats.max(2), max: suite.stats.max_repeats.max(2) },
+            None => Repeats::Fixed {
+                rounds: suite.bench.repeats,
+            },
+            Some("auto") => Repeats::Auto {
+                min: suite.stats.min_repeats.max(2),
+                max: suite.stats.max_repeats.max(2),
+            },
             Some(n) => {
-                let rounds: u32 = n.parse().ok().filter(|r| *r > 0).with_context(|| format!("--repeats {n:?}: expected a positive number or `auto`"))?;
+                let rounds: u32 = n.parse().ok().filter(|r| *r > 0).with_context(|| {
+                    format!("--repeats {n:?}: expected a positive number or `auto`")
+                })?;
                 Repeats::Fixed { rounds }
             }
         };
@@ -140,7 +176,11 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     }
     let done = store.count_attempts(Some(&run_id))? as u64;
     let sink = ProgressSink::new(plan.initial_attempts().max(done), done, args.json);
-    sink.println(&format!("run {run_id}: {} task(s), {} attempt(s) planned, {done} already recorded", plan.tasks.len(), plan.initial_attempts()));
+    sink.println(&format!(
+        "run {run_id}: {} task(s), {} attempt(s) planned, {done} already recorded",
+        plan.tasks.len(),
+        plan.initial_attempts()
+    ));
     let tasks = store.tasks()?;
     let triage = perfarena_core::triage::Triage::new(&suite.triage.rules)?;
     let mut runner = Runner {
@@ -152,7 +192,11 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
         state_dir: ctx.state_dir.clone(),
         triage,
         parallel: args.parallel,
-        gpu_slots: if backend_name == "docker" { gpu_slots } else { Vec::new() },
+        gpu_slots: if backend_name == "docker" {
+            gpu_slots
+        } else {
+            Vec::new()
+        },
         repo: era_repo,
     };
     let result = runner.execute(&run_id, &plan, &tasks);
@@ -165,19 +209,27 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
             if let Err(status_error) = store.set_run_status(&run_id, "failed", Some(&now())) {
                 eprintln!("warning: cannot mark run {run_id} as failed: {status_error}");
             }
-            return Err(e.context(format!("run {run_id} stopped; `perfarena run --resume` continues it")));
+            return Err(e.context(format!(
+                "run {run_id} stopped; `perfarena run --resume` continues it"
+            )));
         }
     };
     if outcome.interrupted {
         let _ = backend.cancel(&perfarena_core::RunId(run_id.clone()));
         let _ = backend.sweep_orphans(&[]);
         store.set_run_status(&run_id, "interrupted", None)?;
-        eprintln!("interrupted: {} attempt(s) recorded in this session; `perfarena run --resume` continues run {run_id}", outcome.recorded);
+        eprintln!(
+            "interrupted: {} attempt(s) recorded in this session; `perfarena run --resume` continues run {run_id}",
+            outcome.recorded
+        );
         return Ok(ExitCode::from(130));
     }
     store.set_run_status(&run_id, "finished", Some(&now()))?;
     if !args.json {
-        println!("run {run_id} finished: {} attempt(s) recorded in this session", outcome.recorded);
+        println!(
+            "run {run_id} finished: {} attempt(s) recorded in this session",
+            outcome.recorded
+        );
         crate::commands::report::print_summary(&suite, &store, Some(&run_id))?;
         println!("full report: perfarena report [--format md|json|html|csv]");
     }

@@ -6,7 +6,7 @@ use anyhow::{Context as _, Result};
 
 use perfarena_core::import::{self, CommitResolver, NoRepository, RawRow};
 
-use crate::context::{now, Ctx};
+use crate::context::{Ctx, now};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum TasksCommand {
@@ -50,7 +50,8 @@ pub fn read_task_rows(path: &std::path::Path) -> Result<Vec<RawRow>> {
     if super::parquet_rows::is_parquet(path) {
         return super::parquet_rows::read_parquet_rows(path);
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     Ok(import::read_rows(&path.display().to_string(), &text)?)
 }
 
@@ -67,7 +68,8 @@ fn import_cmd(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
     }
     let mut mappings = Vec::new();
     for file in &args.mappings {
-        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("cannot read {}", file.display()))?;
         mappings.extend(import::read_mapping(&file.display().to_string(), &text)?);
     }
     let mut store = ctx.store()?;
@@ -76,11 +78,18 @@ fn import_cmd(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
     if args.strict {
         if let Some(first) = outcome.errors.first() {
             eprintln!("error: {first}");
-            eprintln!("nothing imported (--strict); fix the row or drop --strict to import the good rows");
+            eprintln!(
+                "nothing imported (--strict); fix the row or drop --strict to import the good rows"
+            );
             return Ok(ExitCode::FAILURE);
         }
     }
-    let source = args.files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ");
+    let source = args
+        .files
+        .iter()
+        .map(|f| f.display().to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     store.upsert_tasks(&outcome.tasks, &source, &now())?;
     if args.json {
         let json = serde_json::json!({
@@ -107,7 +116,11 @@ fn import_cmd(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
             eprintln!("skipped: {error}");
         }
     }
-    Ok(if outcome.errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if outcome.errors.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn list(ctx: &Ctx, args: &ListArgs) -> Result<ExitCode> {
@@ -121,7 +134,10 @@ fn list(ctx: &Ctx, args: &ListArgs) -> Result<ExitCode> {
         println!("no tasks: import some with `perfarena tasks import FILE`");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<12}  {:<12}  {:<10}  {:<28}  subject", "commit", "parent", "kind", "model");
+    println!(
+        "{:<12}  {:<12}  {:<10}  {:<28}  subject",
+        "commit", "parent", "kind", "model"
+    );
     for task in &tasks {
         println!(
             "{:<12}  {:<12}  {:<10}  {:<28}  {}",

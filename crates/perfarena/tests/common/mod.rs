@@ -11,7 +11,12 @@ pub fn bin() -> Command {
 
 /// Runs perfarena in `dir` with `args`; returns the output.
 pub fn perfarena(dir: &Path, args: &[&str]) -> Output {
-    bin().arg("-C").arg(dir).args(args).output().expect("perfarena runs")
+    bin()
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("perfarena runs")
 }
 
 pub fn stdout(output: &Output) -> String {
@@ -27,8 +32,16 @@ pub fn stderr(output: &Output) -> String {
 pub fn toy_project() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("toy");
-    let out = bin().args(["demo", "--no-run", "--dir"]).arg(&dir).output().expect("demo runs");
-    assert!(out.status.success(), "demo --no-run failed: {}", stderr(&out));
+    let out = bin()
+        .args(["demo", "--no-run", "--dir"])
+        .arg(&dir)
+        .output()
+        .expect("demo runs");
+    assert!(
+        out.status.success(),
+        "demo --no-run failed: {}",
+        stderr(&out)
+    );
     (tmp, dir)
 }
 
@@ -37,7 +50,13 @@ pub fn toy_candidates(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir.join("candidates"))
         .expect("candidates dir")
         .map(|e| e.expect("entry").path())
-        .map(|p| format!("{}={}", p.file_stem().unwrap().to_string_lossy(), p.display()))
+        .map(|p| {
+            format!(
+                "{}={}",
+                p.file_stem().unwrap().to_string_lossy(),
+                p.display()
+            )
+        })
         .collect();
     names.sort();
     names

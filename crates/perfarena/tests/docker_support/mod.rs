@@ -11,7 +11,10 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::query_parameters::{BuildImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveImageOptionsBuilder,
+};
 use futures_util::StreamExt;
 
 use perfarena_core::{AttemptRecord, Suite, Task, VariantKind};
@@ -23,11 +26,18 @@ pub fn bin() -> Command {
 }
 
 pub fn text(output: &Output) -> String {
-    format!("stdout:\n{}\nstderr:\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
 }
 
 pub fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime")
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
 }
 
 /// The daemon, or `None` when the tests are told to skip it. Absent without the skip variable:
@@ -40,19 +50,27 @@ pub fn docker() -> Option<Docker> {
     let rt = runtime();
     let connected = rt.block_on(async {
         let docker = Docker::connect_with_defaults().map_err(|e| e.to_string())?;
-        let docker = docker.negotiate_version().await.map_err(|e| e.to_string())?;
+        let docker = docker
+            .negotiate_version()
+            .await
+            .map_err(|e| e.to_string())?;
         docker.ping().await.map_err(|e| e.to_string())?;
         Ok::<_, String>(docker)
     });
     match connected {
         Ok(docker) => Some(docker),
-        Err(e) => panic!("the docker tests need a Docker daemon ({e}): run `bash scripts/docker-env.sh up`, or set PERFARENA_SKIP_DOCKER=1 to skip them"),
+        Err(e) => panic!(
+            "the docker tests need a Docker daemon ({e}): run `bash scripts/docker-env.sh up`, or set PERFARENA_SKIP_DOCKER=1 to skip them"
+        ),
     }
 }
 
 /// A unique suffix for names.
 pub fn unique() -> String {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{:x}{:x}", std::process::id(), nanos % 0xffff_ffff)
 }
 
@@ -67,7 +85,11 @@ fn git(repo: &Path, args: &[&str]) -> String {
         .env("GIT_COMMITTER_EMAIL", "t@t.invalid")
         .output()
         .expect("git runs");
-    assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -202,7 +224,10 @@ impl Project {
         let parent = git(&repo, &["rev-parse", "HEAD"]);
         let mut candidates = Vec::new();
         for (name, cand_files) in &spec.candidates {
-            git(&repo, &["checkout", "-q", "-b", &format!("cand-{name}"), &parent]);
+            git(
+                &repo,
+                &["checkout", "-q", "-b", &format!("cand-{name}"), &parent],
+            );
             write_files(&repo, cand_files);
             git(&repo, &["add", "-A"]);
             git(&repo, &["commit", "-q", "-m", &format!("candidate {name}")]);
@@ -221,44 +246,95 @@ impl Project {
         for (idx, files) in spec.more_tasks.iter().enumerate() {
             write_files(&repo, files);
             git(&repo, &["add", "-A"]);
-            git(&repo, &["commit", "-q", "-m", &format!("optimisation {}", idx + 2)]);
+            git(
+                &repo,
+                &["commit", "-q", "-m", &format!("optimisation {}", idx + 2)],
+            );
             more_commits.push(git(&repo, &["rev-parse", "HEAD"]));
         }
         let image_repo = format!("t{}", unique());
-        std::fs::write(dir.join("perfarena.toml"), suite_text(&image_repo, &spec.suite_extra)).unwrap();
-        let rows: String = std::iter::once(&commit).chain(&more_commits).map(|c| format!("{{\"commit_hash\": \"{c}\", \"models\": [\"toy\"]}}\n")).collect();
+        std::fs::write(
+            dir.join("perfarena.toml"),
+            suite_text(&image_repo, &spec.suite_extra),
+        )
+        .unwrap();
+        let rows: String = std::iter::once(&commit)
+            .chain(&more_commits)
+            .map(|c| format!("{{\"commit_hash\": \"{c}\", \"models\": [\"toy\"]}}\n"))
+            .collect();
         std::fs::write(dir.join("tasks.jsonl"), rows).unwrap();
         let tmpfs = spec.state_tmpfs.is_some();
         if let Some(size) = spec.state_tmpfs {
             let state = dir.join(".perfarena");
             std::fs::create_dir_all(&state).unwrap();
-            let mounted = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"]).arg(&state).status();
-            assert!(mounted.is_ok_and(|s| s.success()), "mounting a tmpfs for the state directory needs root (mount -t tmpfs)");
+            let mounted = Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(&state)
+                .status();
+            assert!(
+                mounted.is_ok_and(|s| s.success()),
+                "mounting a tmpfs for the state directory needs root (mount -t tmpfs)"
+            );
         }
-        let out = bin().arg("-C").arg(&dir).args(["tasks", "import"]).arg(dir.join("tasks.jsonl")).output().unwrap();
+        let out = bin()
+            .arg("-C")
+            .arg(&dir)
+            .args(["tasks", "import"])
+            .arg(dir.join("tasks.jsonl"))
+            .output()
+            .unwrap();
         assert!(out.status.success(), "import: {}", text(&out));
-        let mut project = Project { tmp, dir, repo, parent, commit, candidates, image_repo, images: Vec::new(), docker, more_commits, tmpfs };
+        let mut project = Project {
+            tmp,
+            dir,
+            repo,
+            parent,
+            commit,
+            candidates,
+            image_repo,
+            images: Vec::new(),
+            docker,
+            more_commits,
+            tmpfs,
+        };
         // Images, named as the suite names them.
         let suite = project.suite();
         let task = project.task();
-        let mut to_build: Vec<(VariantKind, String, Option<String>)> =
-            vec![(VariantKind::Baseline, project.parent.clone(), None), (VariantKind::Human, project.commit.clone(), None)];
+        let mut to_build: Vec<(VariantKind, String, Option<String>)> = vec![
+            (VariantKind::Baseline, project.parent.clone(), None),
+            (VariantKind::Human, project.commit.clone(), None),
+        ];
         for (name, patch_file, cand_commit) in &project.candidates {
-            let sha = perfarena_core::patch::sha256_hex(&std::fs::read_to_string(patch_file).unwrap());
-            to_build.push((format!("candidate:{name}").parse().unwrap(), cand_commit.clone(), Some(sha)));
+            let sha =
+                perfarena_core::patch::sha256_hex(&std::fs::read_to_string(patch_file).unwrap());
+            to_build.push((
+                format!("candidate:{name}").parse().unwrap(),
+                cand_commit.clone(),
+                Some(sha),
+            ));
         }
         for (variant, rev, sha) in to_build {
             if spec.skip_images.contains(&variant.to_string().as_str()) {
                 continue;
             }
-            let tag = perfarena_core::images::image_ref(&suite.images, &task, &variant, sha.as_deref()).unwrap();
+            let tag =
+                perfarena_core::images::image_ref(&suite.images, &task, &variant, sha.as_deref())
+                    .unwrap();
             project.build_image(&tag, &rev);
         }
-        let tasks = Store::open_existing(&project.state_dir()).unwrap().tasks().unwrap();
+        let tasks = Store::open_existing(&project.state_dir())
+            .unwrap()
+            .tasks()
+            .unwrap();
         for task in tasks.iter().skip(1) {
             for variant in [VariantKind::Baseline, VariantKind::Human] {
-                let tag = perfarena_core::images::image_ref(&suite.images, task, &variant, None).unwrap();
-                let rev = if variant == VariantKind::Baseline { task.parent.as_ref().unwrap().to_string() } else { task.commit.to_string() };
+                let tag =
+                    perfarena_core::images::image_ref(&suite.images, task, &variant, None).unwrap();
+                let rev = if variant == VariantKind::Baseline {
+                    task.parent.as_ref().unwrap().to_string()
+                } else {
+                    task.commit.to_string()
+                };
                 if !project.images.contains(&tag) {
                     project.build_image(&tag, &rev);
                 }
@@ -268,17 +344,31 @@ impl Project {
     }
 
     pub fn suite(&self) -> Suite {
-        Suite::from_toml_str(&std::fs::read_to_string(self.dir.join("perfarena.toml")).unwrap(), "perfarena.toml").unwrap()
+        Suite::from_toml_str(
+            &std::fs::read_to_string(self.dir.join("perfarena.toml")).unwrap(),
+            "perfarena.toml",
+        )
+        .unwrap()
     }
 
     pub fn task(&self) -> Task {
         let store = Store::open_existing(&self.state_dir()).unwrap();
-        store.tasks().unwrap().into_iter().find(|t| t.commit.as_str() == self.commit).unwrap()
+        store
+            .tasks()
+            .unwrap()
+            .into_iter()
+            .find(|t| t.commit.as_str() == self.commit)
+            .unwrap()
     }
 
     /// The run id of the most recent run.
     pub fn run_id(&self) -> String {
-        Store::open_existing(&self.state_dir()).unwrap().runs().unwrap()[0].run_id.clone()
+        Store::open_existing(&self.state_dir())
+            .unwrap()
+            .runs()
+            .unwrap()[0]
+            .run_id
+            .clone()
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -288,18 +378,35 @@ impl Project {
     /// Builds a busybox image holding the repository at `rev` under /workspace/src.
     pub fn build_image(&mut self, tag: &str, rev: &str) {
         let mut builder = tar::Builder::new(Vec::new());
-        let busybox = std::fs::read("/bin/busybox").expect("the tests need busybox-static at /bin/busybox (apt-get install busybox-static)");
+        let busybox = std::fs::read("/bin/busybox").expect(
+            "the tests need busybox-static at /bin/busybox (apt-get install busybox-static)",
+        );
         append_file(&mut builder, "rootfs/bin/busybox", &busybox, 0o755);
         let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for applet in String::from_utf8_lossy(&list.stdout).lines().filter(|a| !a.is_empty() && *a != "busybox") {
+        for applet in String::from_utf8_lossy(&list.stdout)
+            .lines()
+            .filter(|a| !a.is_empty() && *a != "busybox")
+        {
             let mut header = tar::Header::new_gnu();
             header.set_entry_type(tar::EntryType::Symlink);
             header.set_size(0);
             header.set_mode(0o777);
-            builder.append_link(&mut header, format!("rootfs/bin/{applet}"), "busybox").unwrap();
+            builder
+                .append_link(&mut header, format!("rootfs/bin/{applet}"), "busybox")
+                .unwrap();
         }
         append_file(&mut builder, "rootfs/tmp/.keep", b"", 0o644);
-        let archive = Command::new("git").arg("-C").arg(&self.repo).args(["archive", "--format=tar", "--prefix=rootfs/workspace/src/", rev]).output().unwrap();
+        let archive = Command::new("git")
+            .arg("-C")
+            .arg(&self.repo)
+            .args([
+                "archive",
+                "--format=tar",
+                "--prefix=rootfs/workspace/src/",
+                rev,
+            ])
+            .output()
+            .unwrap();
         assert!(archive.status.success());
         let mut files = tar::Archive::new(&archive.stdout[..]);
         for entry in files.entries().unwrap() {
@@ -312,12 +419,24 @@ impl Project {
                 builder.append_data(&mut header, path, &data[..]).unwrap();
             }
         }
-        append_file(&mut builder, "Dockerfile", b"FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nCMD [\"sh\"]\n", 0o644);
+        append_file(
+            &mut builder,
+            "Dockerfile",
+            b"FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nCMD [\"sh\"]\n",
+            0o644,
+        );
         let context = builder.into_inner().unwrap();
         let rt = runtime();
         rt.block_on(async {
-            let options = BuildImageOptionsBuilder::default().t(tag).rm(true).forcerm(true).networkmode("none").build();
-            let mut stream = self.docker.build_image(options, None, Some(bollard::body_full(context.into())));
+            let options = BuildImageOptionsBuilder::default()
+                .t(tag)
+                .rm(true)
+                .forcerm(true)
+                .networkmode("none")
+                .build();
+            let mut stream =
+                self.docker
+                    .build_image(options, None, Some(bollard::body_full(context.into())));
             while let Some(item) = stream.next().await {
                 let info = item.unwrap_or_else(|e| panic!("building {tag}: {e}"));
                 if let Some(error) = info.error_detail {
@@ -330,14 +449,26 @@ impl Project {
 
     /// `perfarena -C project ARGS`.
     pub fn perfarena<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Output {
-        bin().arg("-C").arg(&self.dir).args(args).output().expect("perfarena runs")
+        bin()
+            .arg("-C")
+            .arg(&self.dir)
+            .args(args)
+            .output()
+            .expect("perfarena runs")
     }
 
     pub fn run_args(&self, extra: &[&str]) -> Vec<String> {
-        let mut args: Vec<String> = ["run", "--backend", "docker", "--seed", "3"].iter().map(|s| s.to_string()).collect();
+        let mut args: Vec<String> = ["run", "--backend", "docker", "--seed", "3"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         if !self.candidates.is_empty() {
             args.push("--candidates".into());
-            args.extend(self.candidates.iter().map(|(name, file, _)| format!("{name}={}", file.display())));
+            args.extend(
+                self.candidates
+                    .iter()
+                    .map(|(name, file, _)| format!("{name}={}", file.display())),
+            );
         }
         args.extend(extra.iter().map(|s| s.to_string()));
         args
@@ -367,22 +498,48 @@ impl Drop for Project {
             // Containers of this project's runs (a failed test may leave some), then its images.
             let mut filters = HashMap::new();
             filters.insert("label".to_string(), vec!["perfarena.run".to_string()]);
-            if let Ok(list) = self.docker.list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build())).await {
+            if let Ok(list) = self
+                .docker
+                .list_containers(Some(
+                    ListContainersOptionsBuilder::default()
+                        .all(true)
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await
+            {
                 for c in list {
-                    if self.images.iter().any(|i| c.image.as_deref() == Some(i.as_str())) {
+                    if self
+                        .images
+                        .iter()
+                        .any(|i| c.image.as_deref() == Some(i.as_str()))
+                    {
                         let _ = self
                             .docker
-                            .remove_container(c.id.as_deref().unwrap_or(""), Some(RemoveContainerOptionsBuilder::default().force(true).build()))
+                            .remove_container(
+                                c.id.as_deref().unwrap_or(""),
+                                Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+                            )
                             .await;
                     }
                 }
             }
             for image in &self.images {
-                let _ = self.docker.remove_image(image, Some(RemoveImageOptionsBuilder::default().force(true).build()), None).await;
+                let _ = self
+                    .docker
+                    .remove_image(
+                        image,
+                        Some(RemoveImageOptionsBuilder::default().force(true).build()),
+                        None,
+                    )
+                    .await;
             }
         });
         if self.tmpfs {
-            let _ = Command::new("umount").arg("-l").arg(self.state_dir()).status();
+            let _ = Command::new("umount")
+                .arg("-l")
+                .arg(self.state_dir())
+                .status();
         }
     }
 }
@@ -401,7 +558,15 @@ pub fn containers_labelled(docker: &Docker, label: &str) -> Vec<String> {
     rt.block_on(async {
         let mut filters = HashMap::new();
         filters.insert("label".to_string(), vec![label.to_string()]);
-        let list = docker.list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build())).await.unwrap();
+        let list = docker
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            ))
+            .await
+            .unwrap();
         list.into_iter().filter_map(|c| c.id).collect()
     })
 }
@@ -420,5 +585,8 @@ pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) 
 
 /// Attempts in the store of `state_dir` (0 when there is no store yet or it is busy).
 pub fn count_attempts(state_dir: &Path) -> i64 {
-    Store::open_existing(state_dir).ok().and_then(|s| s.count_attempts(None).ok()).unwrap_or(0)
+    Store::open_existing(state_dir)
+        .ok()
+        .and_then(|s| s.count_attempts(None).ok())
+        .unwrap_or(0)
 }

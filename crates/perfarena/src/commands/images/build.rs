@@ -10,7 +10,9 @@ use anyhow::{Context as _, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use perfarena_backend::CancelToken;
-use perfarena_backend::images::builder::{BuildReporter, Builder, BuilderSettings, ImageOutcome, TryRecord};
+use perfarena_backend::images::builder::{
+    BuildReporter, Builder, BuilderSettings, ImageOutcome, TryRecord,
+};
 use perfarena_backend::images::engine::Engine;
 use perfarena_backend::images::plan::{ImageJob, PlanOptions, Recipe, plan};
 use perfarena_backend::images::{BuildStatus, ImagesError};
@@ -32,12 +34,19 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
         bail!("--jobs must be at least 1");
     }
     let suite = ctx.suite_required()?;
-    let repo = ctx
-        .repo(&suite)?
-        .with_context(|| format!("{}: repo.path is not set: images are built from the repository's commits", ctx.suite_path.display()))?;
+    let repo = ctx.repo(&suite)?.with_context(|| {
+        format!(
+            "{}: repo.path is not set: images are built from the repository's commits",
+            ctx.suite_path.display()
+        )
+    })?;
     let all_tasks = if args.dry_run {
         // A dry run changes nothing: not even a new store.
-        if Store::db_path(&ctx.state_dir).exists() { Store::open_existing(&ctx.state_dir)?.tasks()? } else { Vec::new() }
+        if Store::db_path(&ctx.state_dir).exists() {
+            Store::open_existing(&ctx.state_dir)?.tasks()?
+        } else {
+            Vec::new()
+        }
     } else {
         ctx.store()?.tasks()?
     };
@@ -49,7 +58,11 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
     } else {
         args.commits
             .iter()
-            .map(|prefix| find_task(&all_tasks, prefix).cloned().with_context(|| format!("--commit {prefix}")))
+            .map(|prefix| {
+                find_task(&all_tasks, prefix)
+                    .cloned()
+                    .with_context(|| format!("--commit {prefix}"))
+            })
             .collect::<Result<_>>()?
     };
     let candidates = read_candidates(&args.candidates, &tasks)?;
@@ -65,7 +78,10 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
 
     if args.dry_run {
         print_plan(&jobs, &suite, !args.no_push);
-        print!("{}", crate::eras_git::describe_commands(&suite, Some(&repo), &tasks));
+        print!(
+            "{}",
+            crate::eras_git::describe_commands(&suite, Some(&repo), &tasks)
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if args.backend == "slurm" {
@@ -84,13 +100,18 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
         let cancel = cancel.clone();
         ctrlc::set_handler(move || cancel.cancel()).context("cannot install the Ctrl-C handler")?;
     }
-    let builds_dir = std::path::absolute(ctx.state_dir.join("builds")).context("cannot resolve the store directory")?;
+    let builds_dir = std::path::absolute(ctx.state_dir.join("builds"))
+        .context("cannot resolve the store directory")?;
     let builder = Builder {
         engine: &engine,
         registry: &registry,
         credentials: &credentials,
         repo: &repo,
-        suite_dir: ctx.suite_path.parent().map(|p| p.to_path_buf()).unwrap_or_default(),
+        suite_dir: ctx
+            .suite_path
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default(),
         builds_dir,
         settings: BuilderSettings {
             timeout: Duration::from_secs(suite.build.timeout_s),
@@ -102,7 +123,15 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
     };
     let progress = ProgressFile::new(args.progress_json.clone(), &jobs);
     let reporter = Reporter::new(store, &progress, jobs.len() as u64, args.json);
-    reporter.say(&format!("{} image(s) to produce ({})", jobs.len(), if args.no_push { "no push" } else { "build and push" }));
+    reporter.say(&format!(
+        "{} image(s) to produce ({})",
+        jobs.len(),
+        if args.no_push {
+            "no push"
+        } else {
+            "build and push"
+        }
+    ));
     let result = builder.run(&jobs, args.jobs, &reporter);
     reporter.bar.finish_and_clear();
     let outcomes = reporter.outcomes.into_inner().unwrap_or_default();
@@ -118,7 +147,11 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
         }
         Err(err) => {
             progress.finish("failed");
-            Err(anyhow::Error::new(err).context(format!("{} of {} image(s) finished before this", outcomes.len(), jobs.len())))
+            Err(anyhow::Error::new(err).context(format!(
+                "{} of {} image(s) finished before this",
+                outcomes.len(),
+                jobs.len()
+            )))
         }
         Ok(outcomes_in_order) => {
             progress.finish("finished");
@@ -132,44 +165,105 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
                         })
                     })
                     .collect();
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "version": 1, "images": rows }))?);
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "version": 1, "images": rows })
+                    )?
+                );
             }
             let mut counts = std::collections::BTreeMap::new();
             for outcome in &outcomes_in_order {
                 *counts.entry(outcome.status.as_str()).or_insert(0usize) += 1;
             }
-            let summary: Vec<String> = counts.iter().map(|(status, n)| format!("{n} {status}")).collect();
-            eprintln!("images: {}", if summary.is_empty() { "nothing to do".to_string() } else { summary.join(", ") });
-            let failed = outcomes_in_order.iter().any(|o| !o.status.is_ok() && o.status != BuildStatus::PermanentlyFailed);
-            Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+            let summary: Vec<String> = counts
+                .iter()
+                .map(|(status, n)| format!("{n} {status}"))
+                .collect();
+            eprintln!(
+                "images: {}",
+                if summary.is_empty() {
+                    "nothing to do".to_string()
+                } else {
+                    summary.join(", ")
+                }
+            );
+            let failed = outcomes_in_order
+                .iter()
+                .any(|o| !o.status.is_ok() && o.status != BuildStatus::PermanentlyFailed);
+            Ok(if failed {
+                ExitCode::FAILURE
+            } else {
+                ExitCode::SUCCESS
+            })
         }
     }
 }
 
 fn print_plan(jobs: &[ImageJob], suite: &perfarena_core::Suite, push: bool) {
-    println!("plan: {} image(s), {}; nothing is built (--dry-run)", jobs.len(), if push { "build then push" } else { "build, no push" });
+    println!(
+        "plan: {} image(s), {}; nothing is built (--dry-run)",
+        jobs.len(),
+        if push {
+            "build then push"
+        } else {
+            "build, no push"
+        }
+    );
     for (idx, job) in jobs.iter().enumerate() {
-        let args: Vec<String> = job.args_with_max_jobs(job.max_jobs).iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let args: Vec<String> = job
+            .args_with_max_jobs(job.max_jobs)
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         println!("{:>3}. {} {}", idx + 1, job.variant, job.image);
-        println!("     task {}  source {}", job.task.short(12), job.commit.short(12));
+        println!(
+            "     task {}  source {}",
+            job.task.short(12),
+            job.commit.short(12)
+        );
         if let Some(reason) = &job.permanently_failed {
             println!("     skip: permanently failed: {reason}");
             continue;
         }
         match &job.recipe {
-            Recipe::Full { dockerfile } => println!("     docker build of the commit (git export), Dockerfile {dockerfile}"),
-            Recipe::Candidate { base_image, rebuild_paths, patch_sha256, .. } => {
-                println!("     FROM {base_image} + patch {}", &patch_sha256[..12.min(patch_sha256.len())]);
+            Recipe::Full { dockerfile } => {
+                println!("     docker build of the commit (git export), Dockerfile {dockerfile}")
+            }
+            Recipe::Candidate {
+                base_image,
+                rebuild_paths,
+                patch_sha256,
+                ..
+            } => {
+                println!(
+                    "     FROM {base_image} + patch {}",
+                    &patch_sha256[..12.min(patch_sha256.len())]
+                );
                 if rebuild_paths.is_empty() {
                     println!("     one thin layer (no file matches build.rebuild_globs)");
                 } else {
-                    println!("     rebuild ({}): {}", rebuild_paths.join(", "), suite.build.rebuild_command);
+                    println!(
+                        "     rebuild ({}): {}",
+                        rebuild_paths.join(", "),
+                        suite.build.rebuild_command
+                    );
                 }
             }
         }
-        println!("     args: {}", if args.is_empty() { "(none)".to_string() } else { args.join(" ") });
+        println!(
+            "     args: {}",
+            if args.is_empty() {
+                "(none)".to_string()
+            } else {
+                args.join(" ")
+            }
+        );
         if let Some(jobs) = job.max_jobs {
-            println!("     on out-of-memory: retry with max_jobs halved, down to {}", suite.build.min_max_jobs.max(1).min(jobs));
+            println!(
+                "     on out-of-memory: retry with max_jobs halved, down to {}",
+                suite.build.min_max_jobs.max(1).min(jobs)
+            );
         }
         if let Some(script) = &job.pre_build_patch {
             println!("     pre_build_patch: {script}");
@@ -200,10 +294,18 @@ impl<'a> Reporter<'a> {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
         bar.set_style(
-            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {pos}/{len} images {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {pos}/{len} images {wide_msg}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        Reporter { store: Mutex::new(store), progress, bar, json, outcomes: Mutex::new(Vec::new()) }
+        Reporter {
+            store: Mutex::new(store),
+            progress,
+            bar,
+            json,
+            outcomes: Mutex::new(Vec::new()),
+        }
     }
 
     fn say(&self, line: &str) {
@@ -218,7 +320,8 @@ impl<'a> Reporter<'a> {
 impl EventSink for Reporter<'_> {
     fn emit(&self, event: Event) {
         if let Event::BuildStep { step, .. } = &event {
-            self.bar.set_message(step.chars().take(100).collect::<String>());
+            self.bar
+                .set_message(step.chars().take(100).collect::<String>());
         }
         if self.json {
             return;
@@ -231,8 +334,11 @@ impl EventSink for Reporter<'_> {
 
 impl BuildReporter for Reporter<'_> {
     fn image_started(&self, job: &ImageJob) {
-        self.progress.update(&job.image, |e| e.state = "building".into());
-        self.emit(Event::Message { text: format!("· {} {} ({})", job.variant, job.image, job.task.short(12)) });
+        self.progress
+            .update(&job.image, |e| e.state = "building".into());
+        self.emit(Event::Message {
+            text: format!("· {} {} ({})", job.variant, job.image, job.task.short(12)),
+        });
     }
 
     fn try_started(&self, job: &ImageJob, try_idx: u32, max_jobs: Option<u32>) {
@@ -241,25 +347,48 @@ impl BuildReporter for Reporter<'_> {
             e.max_jobs = max_jobs;
         });
         if try_idx > 0 {
-            let jobs = max_jobs.map(|j| format!(" with max_jobs={j}")).unwrap_or_default();
-            self.emit(Event::Message { text: format!("  retry {try_idx}{jobs} (out of memory)") });
+            let jobs = max_jobs
+                .map(|j| format!(" with max_jobs={j}"))
+                .unwrap_or_default();
+            self.emit(Event::Message {
+                text: format!("  retry {try_idx}{jobs} (out of memory)"),
+            });
         }
     }
 
     fn line(&self, job: &ImageJob, line: &str) {
-        self.emit(Event::BuildStep { image: job.image.clone(), step: line.to_string() });
+        self.emit(Event::BuildStep {
+            image: job.image.clone(),
+            step: line.to_string(),
+        });
     }
 
     fn try_finished(&self, job: &ImageJob, record: &TryRecord) {
         // Durable before the next try starts.
-        let written = self.store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned")).and_then(|store| {
-            insert_try(&store, job.task.as_str(), &job.variant, &job.image, record)?;
-            if record.status.is_ok() {
-                let registry = if record.digest.is_some() { "present" } else { "unknown" };
-                upsert_image(&store, &job.image, "present", registry, record.digest.as_deref(), "build", &timestamp(record.started_at))?;
-            }
-            Ok(())
-        });
+        let written = self
+            .store
+            .lock()
+            .map_err(|_| anyhow::anyhow!("store lock poisoned"))
+            .and_then(|store| {
+                insert_try(&store, job.task.as_str(), &job.variant, &job.image, record)?;
+                if record.status.is_ok() {
+                    let registry = if record.digest.is_some() {
+                        "present"
+                    } else {
+                        "unknown"
+                    };
+                    upsert_image(
+                        &store,
+                        &job.image,
+                        "present",
+                        registry,
+                        record.digest.as_deref(),
+                        "build",
+                        &timestamp(record.started_at),
+                    )?;
+                }
+                Ok(())
+            });
         if let Err(err) = written {
             self.say(&format!("warning: {err:#}"));
         }
@@ -278,13 +407,20 @@ impl BuildReporter for Reporter<'_> {
         });
         self.bar.inc(1);
         let mark = if outcome.status.is_ok() { "✓" } else { "✗" };
-        let tries = if outcome.tries.len() > 1 { format!(", {} tries", outcome.tries.len()) } else { String::new() };
+        let tries = if outcome.tries.len() > 1 {
+            format!(", {} tries", outcome.tries.len())
+        } else {
+            String::new()
+        };
         let excerpt = match (&outcome.excerpt, outcome.status.is_ok()) {
             (Some(text), false) => format!(": {text}"),
             _ => String::new(),
         };
         self.emit(Event::Message {
-            text: format!("{mark} {} {} {} ({:.1}s{tries}){excerpt}", job.variant, job.image, outcome.status, outcome.duration_s),
+            text: format!(
+                "{mark} {} {} {} ({:.1}s{tries}){excerpt}",
+                job.variant, job.image, outcome.status, outcome.duration_s
+            ),
         });
         if let Ok(mut outcomes) = self.outcomes.lock() {
             outcomes.push(outcome.clone());

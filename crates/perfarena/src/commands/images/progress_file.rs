@@ -61,7 +61,10 @@ impl ProgressFile {
                 log: None,
             })
             .collect();
-        let file = ProgressFile { path, inner: Mutex::new(("running".into(), images)) };
+        let file = ProgressFile {
+            path,
+            inner: Mutex::new(("running".into(), images)),
+        };
         file.write();
         file
     }
@@ -90,8 +93,15 @@ impl ProgressFile {
     fn write(&self) {
         let Some(path) = &self.path else { return };
         let Ok(inner) = self.inner.lock() else { return };
-        let doc = Document { version: PROGRESS_VERSION, state: &inner.0, updated_at: crate::context::now(), images: &inner.1 };
-        let Ok(text) = serde_json::to_string_pretty(&doc) else { return };
+        let doc = Document {
+            version: PROGRESS_VERSION,
+            state: &inner.0,
+            updated_at: crate::context::now(),
+            images: &inner.1,
+        };
+        let Ok(text) = serde_json::to_string_pretty(&doc) else {
+            return;
+        };
         let tmp = path.with_extension("json.tmp");
         if std::fs::write(&tmp, text + "\n").is_ok() {
             let _ = std::fs::rename(&tmp, path);

@@ -18,7 +18,13 @@ pub fn timestamp(time: SystemTime) -> String {
 }
 
 /// Records one try; returns its row id.
-pub fn insert_try(store: &Store, task: &str, variant: &VariantKind, image: &str, record: &TryRecord) -> Result<i64> {
+pub fn insert_try(
+    store: &Store,
+    task: &str,
+    variant: &VariantKind,
+    image: &str,
+    record: &TryRecord,
+) -> Result<i64> {
     let conn = store.connection();
     conn.execute(
         "INSERT INTO builds (task, variant, image_ref, status, try_idx, max_jobs, started_at, duration_s, log_path, excerpt, args, digest)

@@ -47,7 +47,11 @@ impl ImageState {
         if self.local == "present" || self.registry == "present" {
             "present"
         } else if self.registry == "missing"
-            && (self.local == "missing" || self.registry_reason.as_deref().is_some_and(|r| r.starts_with(OFFLINE)))
+            && (self.local == "missing"
+                || self
+                    .registry_reason
+                    .as_deref()
+                    .is_some_and(|r| r.starts_with(OFFLINE)))
         {
             "missing"
         } else {
@@ -130,7 +134,9 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<ExitCode> {
         }
     }
     for run in store.runs()? {
-        let Some(list) = run.config.get("candidates").and_then(|c| c.as_array()) else { continue };
+        let Some(list) = run.config.get("candidates").and_then(|c| c.as_array()) else {
+            continue;
+        };
         for planned in list {
             let (Some(task_commit), Some(name), Some(sha)) = (
                 planned.get("task").and_then(|v| v.as_str()),
@@ -139,8 +145,12 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<ExitCode> {
             ) else {
                 continue;
             };
-            let Some(task) = tasks.iter().find(|t| t.commit.as_str() == task_commit) else { continue };
-            let Ok(variant) = format!("candidate:{name}").parse::<VariantKind>() else { continue };
+            let Some(task) = tasks.iter().find(|t| t.commit.as_str() == task_commit) else {
+                continue;
+            };
+            let Ok(variant) = format!("candidate:{name}").parse::<VariantKind>() else {
+                continue;
+            };
             if let Ok(image) = image_ref(&suite.images, task, &variant, Some(sha)) {
                 add(task_commit, name.to_string(), image);
             }
@@ -149,15 +159,25 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<ExitCode> {
     if args.registry.is_none() {
         // Recorded builds name their images with the registry they were built for.
         for (task, variant, image) in candidate_builds(&store)? {
-            let name = variant.strip_prefix("candidate:").unwrap_or(&variant).to_string();
+            let name = variant
+                .strip_prefix("candidate:")
+                .unwrap_or(&variant)
+                .to_string();
             add(&task, name, image);
         }
     }
 
     // --offline: what `images import` and earlier checks recorded, no engine, no registry.
-    let recorded = if args.offline { Some(super::super::import_images::recorded_index(&store)?) } else { None };
+    let recorded = if args.offline {
+        Some(super::super::import_images::recorded_index(&store)?)
+    } else {
+        None
+    };
     if let Some((_, sources)) = &recorded {
-        eprintln!("note: --offline: no live registry or engine asked; availability as recorded by {}", sources.join(", "));
+        eprintln!(
+            "note: --offline: no live registry or engine asked; availability as recorded by {}",
+            sources.join(", ")
+        );
     }
     let (engine, engine_error) = match Engine::connect() {
         _ if args.offline => (None, Some("--offline".to_string())),
@@ -167,19 +187,47 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<ExitCode> {
     let registry = registry_client(insecure);
     let builds = last_builds(&store)?;
     let offline = recorded.as_ref().map(|(index, _)| index);
-    let mut checker = Checker { engine: engine.as_ref(), registry: &registry, builds: &builds, cache: HashMap::new(), offline };
+    let mut checker = Checker {
+        engine: engine.as_ref(),
+        registry: &registry,
+        builds: &builds,
+        cache: HashMap::new(),
+        offline,
+    };
     let checked_at = now();
 
     let mut states = Vec::new();
     for task in &tasks {
-        states.push(task_state(&suite, task, candidates.get(task.commit.as_str()).map(Vec::as_slice).unwrap_or(&[]), &mut checker)?);
+        states.push(task_state(
+            &suite,
+            task,
+            candidates
+                .get(task.commit.as_str())
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+            &mut checker,
+        )?);
     }
     for state in checker.cache.values().filter(|_| !args.offline) {
-        upsert_image(&store, &state.image, &state.local, &state.registry, state.digest.as_deref(), "status", &checked_at)?;
+        upsert_image(
+            &store,
+            &state.image,
+            &state.local,
+            &state.registry,
+            state.digest.as_deref(),
+            "status",
+            &checked_at,
+        )?;
     }
     let summary = summarize(&tasks, &states);
-    let report =
-        StatusReport { version: STATUS_VERSION, registry: suite.images.registry.clone(), checked_at, engine_error, tasks: states, summary };
+    let report = StatusReport {
+        version: STATUS_VERSION,
+        registry: suite.images.registry.clone(),
+        checked_at,
+        engine_error,
+        tasks: states,
+        summary,
+    };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -249,8 +297,17 @@ impl Checker<'_> {
     }
 }
 
-fn task_state(suite: &Suite, task: &Task, candidates: &[(String, String)], checker: &mut Checker<'_>) -> Result<TaskState> {
-    let failed = |commit: &str| suite.build_override(commit).and_then(|o| o.permanently_failed.clone());
+fn task_state(
+    suite: &Suite,
+    task: &Task,
+    candidates: &[(String, String)],
+    checker: &mut Checker<'_>,
+) -> Result<TaskState> {
+    let failed = |commit: &str| {
+        suite
+            .build_override(commit)
+            .and_then(|o| o.permanently_failed.clone())
+    };
     let human_ref = image_ref(&suite.images, task, &VariantKind::Human, None)?;
     let human = checker.check(&human_ref, failed(task.commit.as_str()));
     let baseline = match &task.parent {
@@ -260,8 +317,13 @@ fn task_state(suite: &Suite, task: &Task, candidates: &[(String, String)], check
         }
         None => None,
     };
-    let candidates: Vec<CandidateState> =
-        candidates.iter().map(|(name, image)| CandidateState { name: name.clone(), state: checker.check(image, None) }).collect();
+    let candidates: Vec<CandidateState> = candidates
+        .iter()
+        .map(|(name, image)| CandidateState {
+            name: name.clone(),
+            state: checker.check(image, None),
+        })
+        .collect();
     let category = categorize(&human, baseline.as_ref(), &candidates);
     Ok(TaskState {
         commit: task.commit.to_string(),
@@ -274,16 +336,26 @@ fn task_state(suite: &Suite, task: &Task, candidates: &[(String, String)], check
     })
 }
 
-fn categorize(human: &ImageState, baseline: Option<&ImageState>, candidates: &[CandidateState]) -> String {
+fn categorize(
+    human: &ImageState,
+    baseline: Option<&ImageState>,
+    candidates: &[CandidateState],
+) -> String {
     let baseline_availability = baseline.map(ImageState::availability).unwrap_or("missing");
-    let permanently_failed = human.permanently_failed.is_some() || baseline.is_some_and(|b| b.permanently_failed.is_some());
+    let permanently_failed = human.permanently_failed.is_some()
+        || baseline.is_some_and(|b| b.permanently_failed.is_some());
     let category = match (human.availability(), baseline_availability) {
         _ if permanently_failed => "permanently_failed",
         ("present", "present") => {
-            let all = candidates.iter().all(|c| c.state.availability() == "present");
+            let all = candidates
+                .iter()
+                .all(|c| c.state.availability() == "present");
             if all {
                 "complete"
-            } else if candidates.iter().any(|c| c.state.availability() == "unknown") {
+            } else if candidates
+                .iter()
+                .any(|c| c.state.availability() == "unknown")
+            {
                 "unknown"
             } else {
                 "candidates_missing"
@@ -298,12 +370,22 @@ fn categorize(human: &ImageState, baseline: Option<&ImageState>, candidates: &[C
 }
 
 fn summarize(tasks: &[Task], states: &[TaskState]) -> Summary {
-    let mut summary = Summary { tasks: tasks.len(), ..Default::default() };
-    summary.unique_parents = tasks.iter().filter_map(|t| t.parent.as_ref()).collect::<BTreeSet<_>>().len();
+    let mut summary = Summary {
+        tasks: tasks.len(),
+        ..Default::default()
+    };
+    summary.unique_parents = tasks
+        .iter()
+        .filter_map(|t| t.parent.as_ref())
+        .collect::<BTreeSet<_>>()
+        .len();
     let mut seen_baselines = BTreeSet::new();
     let mut failed = BTreeSet::new();
     for state in states {
-        *summary.categories.entry(state.category.clone()).or_insert(0) += 1;
+        *summary
+            .categories
+            .entry(state.category.clone())
+            .or_insert(0) += 1;
         match state.human.availability() {
             "present" => summary.humans_existing += 1,
             "missing" => summary.humans_missing += 1,
@@ -345,15 +427,24 @@ fn cell(state: &ImageState) -> String {
         ("missing", "present") => "registry".to_string(),
         (_, "present") => "registry (local ?)".to_string(),
         ("missing", "missing") => "missing".to_string(),
-        (_, "missing") if state.availability() == "missing" => "missing (registry, as recorded)".to_string(),
+        (_, "missing") if state.availability() == "missing" => {
+            "missing (registry, as recorded)".to_string()
+        }
         _ => "unknown".to_string(),
     };
     if let Some(reason) = &state.permanently_failed {
         return format!("{place}; permanently failed: {reason}");
     }
     match &state.last_build {
-        Some(build) if !matches!(build.status.as_str(), "success" | "already_exists") && state.availability() != "present" => {
-            let excerpt = build.excerpt.as_deref().map(|e| format!(": {e}")).unwrap_or_default();
+        Some(build)
+            if !matches!(build.status.as_str(), "success" | "already_exists")
+                && state.availability() != "present" =>
+        {
+            let excerpt = build
+                .excerpt
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default();
             format!("{place}; {}{excerpt}", build.status)
         }
         _ => place,
@@ -368,11 +459,19 @@ pub fn render_table(report: &StatusReport) -> String {
     }
     out.push_str("| commit | category | human image | baseline image | candidates |\n|---|---|---|---|---|\n");
     for task in &report.tasks {
-        let baseline = task.baseline.as_ref().map(cell).unwrap_or_else(|| "no parent".into());
+        let baseline = task
+            .baseline
+            .as_ref()
+            .map(cell)
+            .unwrap_or_else(|| "no parent".into());
         let candidates = if task.candidates.is_empty() {
             "—".to_string()
         } else {
-            task.candidates.iter().map(|c| format!("{}: {}", c.name, cell(&c.state))).collect::<Vec<_>>().join("<br>")
+            task.candidates
+                .iter()
+                .map(|c| format!("{}: {}", c.name, cell(&c.state)))
+                .collect::<Vec<_>>()
+                .join("<br>")
         };
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} |\n",
@@ -391,13 +490,20 @@ pub fn render_table(report: &StatusReport) -> String {
         "- baselines: {} existing, {} missing, {} unknown\n",
         s.baselines_existing, s.baselines_missing, s.baselines_unknown
     ));
-    out.push_str(&format!("- human images: {} existing, {} missing, {} unknown\n", s.humans_existing, s.humans_missing, s.humans_unknown));
+    out.push_str(&format!(
+        "- human images: {} existing, {} missing, {} unknown\n",
+        s.humans_existing, s.humans_missing, s.humans_unknown
+    ));
     out.push_str(&format!(
         "- candidate images: {} existing, {} missing, {} unknown\n",
         s.candidates_existing, s.candidates_missing, s.candidates_unknown
     ));
     out.push_str(&format!("- permanently failed: {}\n", s.permanently_failed));
-    let categories: Vec<String> = s.categories.iter().map(|(c, n)| format!("{c} {n}")).collect();
+    let categories: Vec<String> = s
+        .categories
+        .iter()
+        .map(|(c, n)| format!("{c} {n}"))
+        .collect();
     out.push_str(&format!("- categories: {}\n", categories.join(", ")));
     out
 }
@@ -423,16 +529,28 @@ mod tests {
         let present = state("present", "unknown");
         let missing = state("missing", "missing");
         let unknown = state("missing", "unknown");
-        assert_eq!(categorize(&present, Some(&state("missing", "present")), &[]), "complete");
+        assert_eq!(
+            categorize(&present, Some(&state("missing", "present")), &[]),
+            "complete"
+        );
         assert_eq!(categorize(&present, Some(&missing), &[]), "human_only");
         assert_eq!(categorize(&missing, Some(&present), &[]), "baseline_only");
         assert_eq!(categorize(&missing, Some(&missing), &[]), "missing_images");
         assert_eq!(categorize(&present, Some(&unknown), &[]), "unknown");
-        let cand = CandidateState { name: "a".into(), state: missing.clone() };
-        assert_eq!(categorize(&present, Some(&present), &[cand]), "candidates_missing");
+        let cand = CandidateState {
+            name: "a".into(),
+            state: missing.clone(),
+        };
+        assert_eq!(
+            categorize(&present, Some(&present), &[cand]),
+            "candidates_missing"
+        );
         let mut failed = missing.clone();
         failed.permanently_failed = Some("cuda 11".into());
-        assert_eq!(categorize(&present, Some(&failed), &[]), "permanently_failed");
+        assert_eq!(
+            categorize(&present, Some(&failed), &[]),
+            "permanently_failed"
+        );
     }
 
     #[test]
