@@ -620,6 +620,10 @@ impl DockerBackend {
                     break;
                 }
                 Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                // The container died under the client (e.g. OOM-killed): no exit code to read.
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => break,
                 Err(e) => return Err(self.api_error("read the client's exit code", e).await),
             }
         }
@@ -672,7 +676,8 @@ impl DockerBackend {
             Ok(created) => created.id,
             // The container stopped between the inspect and the probe: the caller sees it next.
             Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 409, ..
+                status_code: 404 | 409,
+                ..
             }) => return Ok(ProbeResult::NotReady),
             Err(e) => return Err(self.api_error("probe readiness", e).await),
         };
@@ -690,6 +695,11 @@ impl DockerBackend {
                 (Some(false), Some(PROBE_NO_TOOL)) => ProbeResult::NoTool,
                 _ => ProbeResult::NotReady,
             }),
+            // The container died (e.g. OOM-killed) and took the exec with it: the caller's next
+            // inspect of the container says how it ended.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => Ok(ProbeResult::NotReady),
             Err(e) => Err(self.api_error("probe readiness", e).await),
         }
     }
