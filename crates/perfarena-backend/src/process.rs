@@ -109,6 +109,13 @@ impl GroupChild {
             }
             if group_alive(self.pgid) {
                 signal_group(self.pgid, libc::SIGKILL);
+                // SIGKILL is delivered asynchronously: wait (briefly) until the group is gone,
+                // so that callers can rely on nothing of it running once this returns.
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while group_alive(self.pgid) && Instant::now() < deadline {
+                    let _ = self.child.try_wait();
+                    std::thread::sleep(Duration::from_millis(10));
+                }
             }
         }
         let _ = self.child.wait();
