@@ -883,3 +883,145 @@ pub fn create_run(
     })?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! The runner's decisions on scripted measurements: a backend that "measures" fixed values,
+    //! so that the adaptive-repeats decision is exact, not subject to this machine's noise.
+
+    use std::sync::Mutex;
+
+    use perfarena_backend::{AttemptOutcome, BackendKind, Prepared, VariantSpec};
+    use perfarena_core::events::NullSink;
+
+    use super::*;
+
+    /// Writes a vLLM result table whose output throughput is `value(variant, round)`.
+    struct ScriptedBackend {
+        value: fn(&VariantKind, u32) -> f64,
+        runs: Mutex<u32>,
+    }
+
+    impl Backend for ScriptedBackend {
+        fn kind(&self) -> BackendKind {
+            BackendKind::Local
+        }
+        fn prepare(
+            &self,
+            spec: &VariantSpec,
+            _events: &dyn EventSink,
+        ) -> Result<Prepared, BackendError> {
+            Ok(Prepared {
+                variant: spec.variant.clone(),
+                workdir: None,
+                image: None,
+                rebuild_paths: Vec::new(),
+                harness_paths: Vec::new(),
+                failure: None,
+            })
+        }
+        fn run(
+            &self,
+            spec: &AttemptSpec,
+            _prepared: &Prepared,
+            _events: &dyn EventSink,
+        ) -> Result<AttemptOutcome, BackendError> {
+            *self.runs.lock().unwrap() += 1;
+            std::fs::create_dir_all(&spec.attempt_dir).unwrap();
+            let value = (self.value)(&spec.variant, spec.round_idx);
+            let log = spec.attempt_dir.join("client.log");
+            let table = format!(
+                "============ Serving Benchmark Result ============\nSuccessful requests:                     10\nBenchmark duration (s):                  1.00\nOutput token throughput (tok/s):         {value:.3}\n==================================================\n"
+            );
+            std::fs::write(&log, table).unwrap();
+            Ok(AttemptOutcome {
+                status: AttemptStatus::Ok,
+                exit_code: Some(0),
+                message: String::new(),
+                server_log: None,
+                client_log: log,
+                duration_s: 0.1,
+                ready_after_s: None,
+                oom_killed: false,
+            })
+        }
+        fn cancel(&self, _run_id: &RunId) -> Result<(), BackendError> {
+            Ok(())
+        }
+        fn sweep_orphans(&self, _live_runs: &[RunId]) -> Result<usize, BackendError> {
+            Ok(0)
+        }
+        fn release(&self, _prepared: &Prepared) -> Result<(), BackendError> {
+            Ok(())
+        }
+    }
+
+    /// Runs one task adaptively (min 3, max 12 rounds) and returns how many attempts ran.
+    fn adaptive_attempts(value: fn(&VariantKind, u32) -> f64) -> u32 {
+        let dir = tempfile::tempdir().unwrap();
+        let suite = Suite::from_toml_str(
+            "[bench]\nclient = \"bench\"\n[stats]\nmin_repeats = 3\nmax_repeats = 12\n",
+            "s.toml",
+        )
+        .unwrap();
+        let mut store = Store::open(&dir.path().join(".perfarena")).unwrap();
+        let mut task = Task::new(CommitId::parse(&"a".repeat(40)).unwrap());
+        task.parent = Some(CommitId::parse(&"b".repeat(40)).unwrap());
+        task.models = vec!["m".into()];
+        let plan = RunPlan {
+            tasks: vec![task.commit.clone()],
+            candidates: Vec::new(),
+            repeats: Repeats::Auto { min: 3, max: 12 },
+            warmup: 0,
+            seed: 1,
+        };
+        let backend = ScriptedBackend {
+            value,
+            runs: Mutex::new(0),
+        };
+        let mut runner = Runner {
+            suite: &suite,
+            store: &mut store,
+            backend: &backend,
+            events: &NullSink,
+            cancel: CancelToken::new(),
+            state_dir: dir.path().join(".perfarena"),
+            triage: Triage::builtin(),
+            parallel: 1,
+            gpu_slots: Vec::new(),
+            repo: None,
+        };
+        let outcome = runner.execute("r1", &plan, &[task]).unwrap();
+        assert!(!outcome.interrupted);
+        let runs = *backend.runs.lock().unwrap();
+        assert_eq!(runs as usize, outcome.recorded);
+        runs
+    }
+
+    /// A small deterministic jitter of ±1 % by round.
+    fn jitter(round: u32) -> f64 {
+        [
+            1.0, 0.99, 1.01, 0.995, 1.005, 0.992, 1.008, 0.997, 1.003, 0.99, 1.01, 1.0,
+        ][round as usize % 12]
+    }
+
+    #[test]
+    fn a_clear_win_stops_at_the_first_look() {
+        let attempts = adaptive_attempts(|variant, round| match variant {
+            VariantKind::Human => 150.0 * jitter(round + 5),
+            _ => 100.0 * jitter(round),
+        });
+        assert_eq!(attempts, 6, "3 rounds × 2 variants");
+    }
+
+    #[test]
+    fn an_unclear_comparison_gets_more_rounds() {
+        // Equal performance with ±1 % noise: inconclusive after 3 rounds, but ±2 % equivalence
+        // is reachable with more, so rounds are added (never past the maximum).
+        let attempts = adaptive_attempts(|variant, round| match variant {
+            VariantKind::Human => 100.0 * jitter(round + 3),
+            _ => 100.0 * jitter(round),
+        });
+        assert!(attempts > 6 && attempts <= 24, "{attempts}");
+    }
+}
