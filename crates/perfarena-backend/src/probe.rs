@@ -1,6 +1,6 @@
 //! Readiness probes: an HTTP GET that answers 2xx, or a TCP port that accepts a connection.
 
-use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 /// One HTTP probe: true when `url` answers with a 2xx status within `timeout`.
@@ -26,14 +26,6 @@ pub fn tcp_ready(port: u16, timeout: Duration) -> bool {
 pub fn free_port() -> std::io::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
-}
-
-/// Whether `host:port` in a URL resolves (used to give a clear error for a bad readiness URL).
-pub fn url_resolves(host_port: &str) -> bool {
-    host_port
-        .to_socket_addrs()
-        .map(|mut a| a.next().is_some())
-        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -66,6 +58,5 @@ mod tests {
             &format!("http://127.0.0.1:{port}/health"),
             Duration::from_millis(500)
         ));
-        assert!(url_resolves("127.0.0.1:80"));
     }
 }

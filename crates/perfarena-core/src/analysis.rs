@@ -247,11 +247,6 @@ pub struct AnalysisSettings {
     pub stats: StatsConfig,
 }
 
-/// The order variants are shown in: baseline, human, then candidates by name.
-pub fn variant_order(a: &VariantKind, b: &VariantKind) -> std::cmp::Ordering {
-    a.cmp(b)
-}
-
 /// Builds each task's summary and comparisons from its attempts.
 pub fn task_reports(
     tasks: &[Task],
