@@ -167,6 +167,16 @@ pub struct AttemptOutcome {
     pub oom_killed: bool,
 }
 
+/// One task's attempts of one interleaved round, in the order they run.
+pub struct RoundSpec<'a> {
+    pub task: CommitId,
+    pub round_idx: u32,
+    pub attempts: Vec<(AttemptSpec, &'a Prepared)>,
+}
+
+/// Each round's attempts' results, in the order given.
+pub type RoundOutcomes = Vec<Vec<Result<AttemptOutcome, BackendError>>>;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
     Local,
@@ -200,6 +210,33 @@ pub trait Backend: Send + Sync {
         prepared: &Prepared,
         events: &dyn EventSink,
     ) -> Result<AttemptOutcome, BackendError>;
+    /// Whether the runner should hand this backend whole rounds, of many tasks at once
+    /// ([`Backend::run_rounds`]) instead of one attempt at a time: a batch scheduler runs a
+    /// round as one job (its variants share a node) and many tasks' rounds as one job array.
+    fn runs_rounds(&self) -> bool {
+        false
+    }
+    /// Runs several rounds (each one task's attempts of one round, in order); every attempt
+    /// gets its own result. `Err` only when the whole batch stops (Ctrl-C: `Cancelled`).
+    /// The default runs each attempt in turn.
+    fn run_rounds(
+        &self,
+        rounds: &[RoundSpec<'_>],
+        events: &dyn EventSink,
+    ) -> Result<RoundOutcomes, BackendError> {
+        let mut all = Vec::with_capacity(rounds.len());
+        for round in rounds {
+            let mut outcomes = Vec::with_capacity(round.attempts.len());
+            for (spec, prepared) in &round.attempts {
+                match self.run(spec, prepared, events) {
+                    Err(BackendError::Cancelled) => return Err(BackendError::Cancelled),
+                    result => outcomes.push(result),
+                }
+            }
+            all.push(outcomes);
+        }
+        Ok(all)
+    }
     /// Stops whatever runs for this run (Ctrl-C); also done when `run` sees the cancel token.
     fn cancel(&self, run_id: &RunId) -> Result<(), BackendError>;
     /// Removes what earlier perfarena processes left running (whose process is gone), leaving

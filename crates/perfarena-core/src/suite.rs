@@ -55,6 +55,7 @@ pub struct TriageSection {
 #[serde(deny_unknown_fields)]
 pub struct SlurmSection {
     pub launcher: SlurmLauncher,
+    pub job_unit: SlurmJobUnit,
     pub partition: String,
     pub account: String,
     pub qos: String,
@@ -82,6 +83,17 @@ pub enum SlurmLauncher {
     Docker,
     Pyxis,
     Apptainer,
+}
+
+/// What one benchmark job holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlurmJobUnit {
+    /// One task's interleaved round: every variant's attempt of that round, one after the
+    /// other on one node; the rounds of many tasks go as one job array.
+    Round,
+    /// One attempt per job.
+    Attempt,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -10,8 +10,8 @@ use anyhow::{Context as _, Result, bail};
 use serde::{Deserialize, Serialize};
 
 use perfarena_backend::{
-    AttemptSpec, Backend, BackendError, CancelToken, PatchSpec, Prepared, ReadinessSpec,
-    VariantSpec,
+    AttemptOutcome, AttemptSpec, Backend, BackendError, CancelToken, PatchSpec, Prepared,
+    ReadinessSpec, RoundSpec, VariantSpec,
 };
 use perfarena_core::analysis::{AnalysisSettings, task_reports};
 use perfarena_core::events::{Event, EventSink};
@@ -200,6 +200,34 @@ pub struct Runner<'a> {
     pub repo: Option<perfarena_backend::git::GitRepo>,
 }
 
+/// A task's progress through its rounds.
+struct TaskProgress<'t> {
+    task: &'t Task,
+    variants: Vec<VariantKind>,
+    /// Attempts already recorded, (variant, round).
+    done: BTreeSet<(VariantKind, u32)>,
+    /// Variants that could not be prepared.
+    failed: BTreeSet<VariantKind>,
+    /// Each round's order of variant indices.
+    order: Vec<Vec<usize>>,
+    prepared: HashMap<VariantKind, Prepared>,
+    /// Rounds (warm-up included) the task gets; adaptive runs raise it.
+    target_rounds: u32,
+}
+
+impl TaskProgress<'_> {
+    fn skips(&self, variant: &VariantKind, round: u32) -> bool {
+        self.done.contains(&(variant.clone(), round)) || self.failed.contains(variant)
+    }
+}
+
+/// An attempt set up by the runner.
+#[allow(clippy::large_enum_variant)] // one per attempt, short-lived
+enum Begun {
+    Ready(AttemptSpec, AttemptRecord),
+    Ended(AttemptRecord),
+}
+
 /// How a run ended.
 #[derive(Debug)]
 pub struct RunOutcome {
@@ -220,6 +248,9 @@ impl Runner<'_> {
                     "removed {swept} orphaned process group(s)/container(s) of earlier runs"
                 ),
             });
+        }
+        if self.backend.runs_rounds() {
+            return self.execute_rounds(run_id, plan, tasks);
         }
         if self.parallel > 1 {
             return self.execute_parallel(run_id, plan, tasks);
@@ -337,13 +368,13 @@ impl Runner<'_> {
         }
     }
 
-    fn run_task(
-        &mut self,
+    /// What is recorded for a task so far, and its interleaved order.
+    fn progress<'t>(
+        &self,
         run_id: &str,
         plan: &RunPlan,
-        task: &Task,
-        recorded: &mut usize,
-    ) -> Result<()> {
+        task: &'t Task,
+    ) -> Result<TaskProgress<'t>> {
         let variants = plan.variants(&task.commit);
         let existing = self.store.attempts(&AttemptFilter {
             run_id: Some(run_id.into()),
@@ -352,12 +383,12 @@ impl Runner<'_> {
         })?;
         // An attempt cut short by a fatal backend error (daemon gone, disk full) stays recorded
         // but does not count as done: resume reruns its round.
-        let mut done: BTreeSet<(VariantKind, u32)> = existing
+        let done: BTreeSet<(VariantKind, u32)> = existing
             .iter()
             .filter(|a| a.metadata.get("rerun_on_resume").and_then(|v| v.as_bool()) != Some(true))
             .map(|a| (a.variant.clone(), a.round_idx))
             .collect();
-        let mut failed: BTreeSet<VariantKind> = existing
+        let failed: BTreeSet<VariantKind> = existing
             .iter()
             .filter(|a| a.metadata.get("stage").and_then(|s| s.as_str()) == Some("prepare"))
             .map(|a| a.variant.clone())
@@ -368,88 +399,285 @@ impl Runner<'_> {
             max_rounds as usize,
             plan.seed ^ seed_of(&task.commit),
         );
-        let mut prepared: HashMap<VariantKind, Prepared> = HashMap::new();
-        let mut target_rounds = plan.warmup + plan.repeats.initial_rounds();
+        Ok(TaskProgress {
+            task,
+            variants,
+            done,
+            failed,
+            order,
+            prepared: HashMap::new(),
+            target_rounds: plan.warmup + plan.repeats.initial_rounds(),
+        })
+    }
+
+    /// Prepares `variant` unless it is already; a variant that cannot be prepared is recorded
+    /// as a failed attempt and `false` returned.
+    fn ensure_prepared(
+        &mut self,
+        run_id: &str,
+        plan: &RunPlan,
+        progress: &mut TaskProgress<'_>,
+        variant: &VariantKind,
+        round: u32,
+        recorded: &mut usize,
+    ) -> Result<bool> {
+        if progress.prepared.contains_key(variant) {
+            return Ok(true);
+        }
+        let task = progress.task;
+        let p = self.prepare(run_id, plan, task, variant)?;
+        let Some(failure) = &p.failure else {
+            progress.prepared.insert(variant.clone(), p);
+            return Ok(true);
+        };
+        let mut record =
+            AttemptRecord::new(task.commit.clone(), variant.clone(), round, failure.status);
+        record.run_id = Some(run_id.into());
+        record.started_at = now();
+        record.message = failure.message.clone();
+        record.log_dir = failure.log.as_ref().map(|l| self.relative(l));
+        record.backend = self.backend.kind().as_str().into();
+        record.metadata = serde_json::json!({"stage": "prepare"});
+        let log = failure
+            .log
+            .as_ref()
+            .map(|l| read_lossy(l))
+            .unwrap_or_default();
+        record.failure = self
+            .triage
+            .classify_attempt(record.status, &record.message, &[&log]);
+        self.record(&record, None)?;
+        *recorded += 1;
+        progress.failed.insert(variant.clone());
+        let _ = self.backend.release(&p);
+        Ok(false)
+    }
+
+    /// Records a finished attempt; an error when the backend said the run must stop.
+    fn record_finished(&mut self, record: &AttemptRecord, recorded: &mut usize) -> Result<()> {
+        let stops_run = record
+            .metadata
+            .get("rerun_on_resume")
+            .and_then(|v| v.as_bool())
+            == Some(true);
+        if let Err(e) = self.record(record, Some(&self.suite.metric.primary)) {
+            if stops_run {
+                bail!(
+                    "{} (and the attempt could not be recorded: {e:#})",
+                    record.message
+                );
+            }
+            return Err(e);
+        }
+        if stops_run {
+            bail!("{}", record.message);
+        }
+        *recorded += 1;
+        Ok(())
+    }
+
+    /// After a task's round `round` (0-based, warm-up included) ended: for an adaptive run
+    /// that reached its target, how many rounds it needs now.
+    fn after_round(
+        &self,
+        run_id: &str,
+        plan: &RunPlan,
+        progress: &mut TaskProgress<'_>,
+        rounds_done: u32,
+    ) -> Result<()> {
+        if rounds_done == progress.target_rounds
+            && let Repeats::Auto { min, max } = plan.repeats
+        {
+            progress.target_rounds = plan.warmup
+                + self.adaptive_target(
+                    progress.task,
+                    run_id,
+                    rounds_done - plan.warmup,
+                    min,
+                    max,
+                )?;
+        }
+        Ok(())
+    }
+
+    fn run_task(
+        &mut self,
+        run_id: &str,
+        plan: &RunPlan,
+        task: &Task,
+        recorded: &mut usize,
+    ) -> Result<()> {
+        let mut progress = self.progress(run_id, plan, task)?;
         let mut round = 0;
         let result = (|| -> Result<()> {
-            while round < target_rounds {
-                for &idx in &order[round as usize] {
-                    let variant = &variants[idx];
-                    if done.contains(&(variant.clone(), round)) || failed.contains(variant) {
+            while round < progress.target_rounds {
+                for idx in progress.order[round as usize].clone() {
+                    let variant = progress.variants[idx].clone();
+                    if progress.skips(&variant, round) {
                         continue;
                     }
                     if self.cancel.is_cancelled() {
                         return Err(BackendError::Cancelled.into());
                     }
-                    if !prepared.contains_key(variant) {
-                        let p = self.prepare(run_id, plan, task, variant)?;
-                        if let Some(failure) = &p.failure {
-                            let mut record = AttemptRecord::new(
-                                task.commit.clone(),
-                                variant.clone(),
-                                round,
-                                failure.status,
-                            );
-                            record.run_id = Some(run_id.into());
-                            record.started_at = now();
-                            record.message = failure.message.clone();
-                            record.log_dir = failure.log.as_ref().map(|l| self.relative(l));
-                            record.backend = self.backend.kind().as_str().into();
-                            record.metadata = serde_json::json!({"stage": "prepare"});
-                            let log = failure
-                                .log
-                                .as_ref()
-                                .map(|l| read_lossy(l))
-                                .unwrap_or_default();
-                            record.failure = self.triage.classify_attempt(
-                                record.status,
-                                &record.message,
-                                &[&log],
-                            );
-                            self.record(&record, None)?;
-                            *recorded += 1;
-                            failed.insert(variant.clone());
-                            let _ = self.backend.release(&p);
-                            continue;
+                    if !self.ensure_prepared(
+                        run_id,
+                        plan,
+                        &mut progress,
+                        &variant,
+                        round,
+                        recorded,
+                    )? {
+                        continue;
+                    }
+                    let p = &progress.prepared[&variant];
+                    let record = match self.begin_attempt(run_id, plan, task, &variant, round, p)? {
+                        Begun::Ready(spec, record) => {
+                            let outcome = self.backend.run(&spec, p, self.events);
+                            self.end_attempt(record, outcome)?
                         }
-                        prepared.insert(variant.clone(), p);
-                    }
-                    let p = &prepared[variant];
-                    let record = self.attempt(run_id, plan, task, variant, round, p)?;
-                    let stops_run = record
-                        .metadata
-                        .get("rerun_on_resume")
-                        .and_then(|v| v.as_bool())
-                        == Some(true);
-                    if let Err(e) = self.record(&record, Some(&self.suite.metric.primary)) {
-                        if stops_run {
-                            bail!(
-                                "{} (and the attempt could not be recorded: {e:#})",
-                                record.message
-                            );
-                        }
-                        return Err(e);
-                    }
-                    if stops_run {
-                        bail!("{}", record.message);
-                    }
-                    *recorded += 1;
-                    done.insert((variant.clone(), round));
+                        Begun::Ended(record) => record,
+                    };
+                    self.record_finished(&record, recorded)?;
+                    progress.done.insert((variant.clone(), round));
                 }
                 round += 1;
-                if round == target_rounds {
-                    if let Repeats::Auto { min, max } = plan.repeats {
-                        target_rounds = plan.warmup
-                            + self.adaptive_target(task, run_id, round - plan.warmup, min, max)?;
-                    }
-                }
+                self.after_round(run_id, plan, &mut progress, round)?;
             }
             Ok(())
         })();
-        for p in prepared.values() {
+        for p in progress.prepared.values() {
             let _ = self.backend.release(p);
         }
         result
+    }
+
+    /// For backends that run whole rounds ([`Backend::runs_rounds`], a batch scheduler): round
+    /// `r` of every task that needs it goes to the backend at once (each task's round in its
+    /// shuffled order; many tasks as one job array), is recorded when it ends, and then round
+    /// `r + 1` follows. Adaptive runs drop tasks out as their comparisons become conclusive.
+    fn execute_rounds(
+        &mut self,
+        run_id: &str,
+        plan: &RunPlan,
+        tasks: &[Task],
+    ) -> Result<RunOutcome> {
+        let mut recorded = 0;
+        let mut progress = Vec::new();
+        for task in tasks.iter().filter(|t| plan.tasks.contains(&t.commit)) {
+            progress.push(self.progress(run_id, plan, task)?);
+        }
+        let result = self.rounds_loop(run_id, plan, &mut progress, &mut recorded);
+        for p in progress.iter().flat_map(|t| t.prepared.values()) {
+            let _ = self.backend.release(p);
+        }
+        match result {
+            Ok(()) => Ok(RunOutcome {
+                recorded,
+                interrupted: false,
+            }),
+            Err(e) if is_cancelled(&e) => Ok(RunOutcome {
+                recorded,
+                interrupted: true,
+            }),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn rounds_loop(
+        &mut self,
+        run_id: &str,
+        plan: &RunPlan,
+        progress: &mut [TaskProgress<'_>],
+        recorded: &mut usize,
+    ) -> Result<()> {
+        let mut round = 0u32;
+        while progress.iter().any(|t| round < t.target_rounds) {
+            if self.cancel.is_cancelled() {
+                return Err(BackendError::Cancelled.into());
+            }
+            // (task index, attempts begun) of this round.
+            let mut begun: Vec<(usize, Vec<(AttemptSpec, AttemptRecord)>)> = Vec::new();
+            for (t, task_progress) in progress.iter_mut().enumerate() {
+                if round >= task_progress.target_rounds {
+                    continue;
+                }
+                let mut attempts = Vec::new();
+                for idx in task_progress.order[round as usize].clone() {
+                    let variant = task_progress.variants[idx].clone();
+                    if task_progress.skips(&variant, round)
+                        || !self.ensure_prepared(
+                            run_id,
+                            plan,
+                            task_progress,
+                            &variant,
+                            round,
+                            recorded,
+                        )?
+                    {
+                        continue;
+                    }
+                    let p = &task_progress.prepared[&variant];
+                    match self.begin_attempt(
+                        run_id,
+                        plan,
+                        task_progress.task,
+                        &variant,
+                        round,
+                        p,
+                    )? {
+                        Begun::Ready(spec, record) => attempts.push((spec, record)),
+                        Begun::Ended(record) => {
+                            self.record_finished(&record, recorded)?;
+                            task_progress.done.insert((variant, round));
+                        }
+                    }
+                }
+                if !attempts.is_empty() {
+                    begun.push((t, attempts));
+                }
+            }
+            if !begun.is_empty() {
+                let outcomes = {
+                    let rounds: Vec<RoundSpec<'_>> = begun
+                        .iter()
+                        .map(|(t, attempts)| RoundSpec {
+                            task: progress[*t].task.commit.clone(),
+                            round_idx: round,
+                            attempts: attempts
+                                .iter()
+                                .map(|(spec, _)| {
+                                    (spec.clone(), &progress[*t].prepared[&spec.variant])
+                                })
+                                .collect(),
+                        })
+                        .collect();
+                    self.backend.run_rounds(&rounds, self.events)?
+                };
+                let mut first_error = None;
+                for ((t, attempts), results) in begun.into_iter().zip(outcomes) {
+                    for ((spec, record), result) in attempts.into_iter().zip(results) {
+                        let record = self.end_attempt(record, result)?;
+                        // Record the whole round before stopping, so that nothing measured is lost.
+                        match self.record_finished(&record, recorded) {
+                            Ok(()) => {
+                                progress[t].done.insert((spec.variant.clone(), round));
+                            }
+                            Err(e) => first_error = first_error.or(Some(e)),
+                        }
+                    }
+                }
+                if let Some(e) = first_error {
+                    return Err(e);
+                }
+            }
+            round += 1;
+            for task_progress in progress.iter_mut() {
+                if round <= task_progress.target_rounds {
+                    self.after_round(run_id, plan, task_progress, round)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// After `rounds_done` measured rounds of an adaptive run: how many rounds the task needs.
@@ -634,7 +862,9 @@ impl Runner<'_> {
         Ok(vars)
     }
 
-    fn attempt(
+    /// Sets an attempt up (its directory, port, commands): `Ready` to hand to the backend, or
+    /// `Ended` when it cannot start (a command template that does not expand).
+    fn begin_attempt(
         &self,
         run_id: &str,
         plan: &RunPlan,
@@ -642,7 +872,7 @@ impl Runner<'_> {
         variant: &VariantKind,
         round: u32,
         prepared: &Prepared,
-    ) -> Result<AttemptRecord> {
+    ) -> Result<Begun> {
         let attempt_dir = self
             .variant_dir(run_id, task, variant)
             .join(format!("round-{round}"));
@@ -715,7 +945,7 @@ impl Runner<'_> {
                 } else {
                     message
                 };
-                return Ok(record);
+                return Ok(Begun::Ended(record));
             }
         };
         self.events.emit(Event::AttemptStarted {
@@ -744,7 +974,17 @@ impl Runner<'_> {
             cancel: self.cancel.clone(),
             gpus: self.gpu_slots.first().cloned().unwrap_or_default(),
         };
-        let outcome = match self.backend.run(&spec, prepared, self.events) {
+        Ok(Begun::Ready(spec, record))
+    }
+
+    /// Turns the backend's result into the attempt's record: status, metrics parsed from the
+    /// client's log, triage of failures.
+    fn end_attempt(
+        &self,
+        mut record: AttemptRecord,
+        result: std::result::Result<AttemptOutcome, BackendError>,
+    ) -> Result<AttemptRecord> {
+        let outcome = match result {
             Ok(outcome) => outcome,
             Err(BackendError::Cancelled) => return Err(BackendError::Cancelled.into()),
             Err(e) => {
@@ -898,8 +1138,12 @@ mod tests {
 
     /// Writes a vLLM result table whose output throughput is `value(variant, round)`.
     struct ScriptedBackend {
-        value: fn(&VariantKind, u32) -> f64,
+        value: fn(&CommitId, &VariantKind, u32) -> f64,
         runs: Mutex<u32>,
+        /// Takes whole rounds (like the slurm backend with `job_unit = "round"`).
+        rounds: bool,
+        /// Each `run_rounds` call: (task, round, attempts) of every round in it.
+        batches: Mutex<Vec<Vec<(CommitId, u32, usize)>>>,
     }
 
     impl Backend for ScriptedBackend {
@@ -928,7 +1172,7 @@ mod tests {
         ) -> Result<AttemptOutcome, BackendError> {
             *self.runs.lock().unwrap() += 1;
             std::fs::create_dir_all(&spec.attempt_dir).unwrap();
-            let value = (self.value)(&spec.variant, spec.round_idx);
+            let value = (self.value)(&spec.task, &spec.variant, spec.round_idx);
             let log = spec.attempt_dir.join("client.log");
             let table = format!(
                 "============ Serving Benchmark Result ============\nSuccessful requests:                     10\nBenchmark duration (s):                  1.00\nOutput token throughput (tok/s):         {value:.3}\n==================================================\n"
@@ -945,6 +1189,32 @@ mod tests {
                 oom_killed: false,
             })
         }
+        fn runs_rounds(&self) -> bool {
+            self.rounds
+        }
+        fn run_rounds(
+            &self,
+            rounds: &[RoundSpec<'_>],
+            events: &dyn EventSink,
+        ) -> Result<perfarena_backend::RoundOutcomes, BackendError> {
+            self.batches.lock().unwrap().push(
+                rounds
+                    .iter()
+                    .map(|r| (r.task.clone(), r.round_idx, r.attempts.len()))
+                    .collect(),
+            );
+            let mut all = Vec::new();
+            for round in rounds {
+                all.push(
+                    round
+                        .attempts
+                        .iter()
+                        .map(|(spec, p)| self.run(spec, p, events))
+                        .collect(),
+                );
+            }
+            Ok(all)
+        }
         fn cancel(&self, _run_id: &RunId) -> Result<(), BackendError> {
             Ok(())
         }
@@ -956,8 +1226,17 @@ mod tests {
         }
     }
 
-    /// Runs one task adaptively (min 3, max 12 rounds) and returns how many attempts ran.
-    fn adaptive_attempts(value: fn(&VariantKind, u32) -> f64) -> u32 {
+    fn commit(c: char) -> CommitId {
+        CommitId::parse(&c.to_string().repeat(40)).unwrap()
+    }
+
+    /// Runs the tasks `a…` and `c…` adaptively (min 3, max 12 rounds); returns how many attempts
+    /// ran for each, and the backend (for its batches).
+    fn adaptive_run(
+        value: fn(&CommitId, &VariantKind, u32) -> f64,
+        tasks: &[char],
+        rounds: bool,
+    ) -> (BTreeMap<CommitId, usize>, ScriptedBackend) {
         let dir = tempfile::tempdir().unwrap();
         let suite = Suite::from_toml_str(
             "[bench]\nclient = \"bench\"\n[stats]\nmin_repeats = 3\nmax_repeats = 12\n",
@@ -965,11 +1244,17 @@ mod tests {
         )
         .unwrap();
         let mut store = Store::open(&dir.path().join(".perfarena")).unwrap();
-        let mut task = Task::new(CommitId::parse(&"a".repeat(40)).unwrap());
-        task.parent = Some(CommitId::parse(&"b".repeat(40)).unwrap());
-        task.models = vec!["m".into()];
+        let tasks: Vec<Task> = tasks
+            .iter()
+            .map(|c| {
+                let mut task = Task::new(commit(*c));
+                task.parent = Some(commit('b'));
+                task.models = vec!["m".into()];
+                task
+            })
+            .collect();
         let plan = RunPlan {
-            tasks: vec![task.commit.clone()],
+            tasks: tasks.iter().map(|t| t.commit.clone()).collect(),
             candidates: Vec::new(),
             repeats: Repeats::Auto { min: 3, max: 12 },
             warmup: 0,
@@ -978,6 +1263,8 @@ mod tests {
         let backend = ScriptedBackend {
             value,
             runs: Mutex::new(0),
+            rounds,
+            batches: Mutex::new(Vec::new()),
         };
         let mut runner = Runner {
             suite: &suite,
@@ -991,11 +1278,20 @@ mod tests {
             gpu_slots: Vec::new(),
             repo: None,
         };
-        let outcome = runner.execute("r1", &plan, &[task]).unwrap();
+        let outcome = runner.execute("r1", &plan, &tasks).unwrap();
         assert!(!outcome.interrupted);
         let runs = *backend.runs.lock().unwrap();
         assert_eq!(runs as usize, outcome.recorded);
-        runs
+        let mut per_task = BTreeMap::new();
+        for attempt in store.attempts(&AttemptFilter::default()).unwrap() {
+            *per_task.entry(attempt.task).or_insert(0) += 1;
+        }
+        (per_task, backend)
+    }
+
+    /// Runs one task adaptively (min 3, max 12 rounds) and returns how many attempts ran.
+    fn adaptive_attempts(value: fn(&CommitId, &VariantKind, u32) -> f64) -> usize {
+        adaptive_run(value, &['a'], false).0.values().sum()
     }
 
     /// A small deterministic jitter of ±1 % by round.
@@ -1007,7 +1303,7 @@ mod tests {
 
     #[test]
     fn a_clear_win_stops_at_the_first_look() {
-        let attempts = adaptive_attempts(|variant, round| match variant {
+        let attempts = adaptive_attempts(|_, variant, round| match variant {
             VariantKind::Human => 150.0 * jitter(round + 5),
             _ => 100.0 * jitter(round),
         });
@@ -1018,10 +1314,52 @@ mod tests {
     fn an_unclear_comparison_gets_more_rounds() {
         // Equal performance with ±1 % noise: inconclusive after 3 rounds, but ±2 % equivalence
         // is reachable with more, so rounds are added (never past the maximum).
-        let attempts = adaptive_attempts(|variant, round| match variant {
+        let attempts = adaptive_attempts(|_, variant, round| match variant {
             VariantKind::Human => 100.0 * jitter(round + 3),
             _ => 100.0 * jitter(round),
         });
         assert!(attempts > 6 && attempts <= 24, "{attempts}");
+    }
+
+    /// Clear win for task `a…`, equal performance (inconclusive at first) for task `c…`.
+    fn two_tasks(task: &CommitId, variant: &VariantKind, round: u32) -> f64 {
+        match (task.as_str().starts_with('a'), variant) {
+            (true, VariantKind::Human) => 150.0 * jitter(round + 5),
+            (false, VariantKind::Human) => 100.0 * jitter(round + 3),
+            _ => 100.0 * jitter(round),
+        }
+    }
+
+    #[test]
+    fn a_round_backend_gets_each_round_of_every_task_at_once() {
+        let (per_task, backend) = adaptive_run(two_tasks, &['a', 'c'], true);
+        let (sequential, _) = adaptive_run(two_tasks, &['a', 'c'], false);
+        assert_eq!(per_task, sequential, "the same decisions either way");
+        assert_eq!(per_task[&commit('a')], 6, "the clear win stops at 3 rounds");
+        assert!(per_task[&commit('c')] > 6, "{per_task:?}");
+        let batches = backend.batches.lock().unwrap();
+        // Round-major: batch r holds round r of every task still running, whole rounds.
+        for (r, batch) in batches.iter().enumerate() {
+            assert!(
+                batch
+                    .iter()
+                    .all(|(_, round, n)| *round as usize == r && *n == 2),
+                "{batches:?}"
+            );
+            let tasks: Vec<char> = batch
+                .iter()
+                .map(|(t, _, _)| t.as_str().chars().next().unwrap())
+                .collect();
+            if r < 3 {
+                assert_eq!(tasks, vec!['a', 'c'], "{batches:?}");
+            } else {
+                assert_eq!(
+                    tasks,
+                    vec!['c'],
+                    "only the unclear task goes on: {batches:?}"
+                );
+            }
+        }
+        assert_eq!(batches.len() * 2, per_task[&commit('c')]);
     }
 }

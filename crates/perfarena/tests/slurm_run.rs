@@ -1,6 +1,7 @@
 //! End-to-end tests of `perfarena run --backend slurm` against real Slurm daemons (slurmctld and
 //! slurmd for one node on 127.0.0.1; `scripts/slurm-env.sh up` starts them): the toy example with
-//! the plain and docker launchers, a failing client's exit code, Slurm's time limit, Ctrl-C
+//! the plain and docker launchers (a task's round as one job), several tasks' rounds as one job
+//! array, a failing client's exit code, Slurm's time limit (one job per attempt), Ctrl-C
 //! cancelling the job, and `--resume` re-attaching to a job a killed run left running.
 //!
 //! Without Slurm these tests fail with what to run, unless PERFARENA_SKIP_SLURM=1.
@@ -266,10 +267,12 @@ fn toy_example_runs_as_slurm_jobs_with_the_plain_launcher() {
     assert_eq!(status_of("candidate:crash"), "crashed", "{rows:#?}");
     assert_eq!(status_of("candidate:stale"), "patch_failed", "{rows:#?}");
 
-    // Each measured attempt is a job: its script, id, status and logs are in the attempt's dir.
+    // The round is one job: every variant's attempt ran in it, one after the other on one node;
+    // each attempt's own script, the round script, the job id, status and logs are in its dir.
     let dirs = attempt_dirs(&dir, &run_id);
     assert_eq!(dirs.len(), 4, "{dirs:?}");
     let mut job_ids = Vec::new();
+    let mut spans = Vec::new();
     for attempt in &dirs {
         let script = std::fs::read_to_string(attempt.join("job.sh"))
             .expect("job.sh kept in the attempt dir");
@@ -277,6 +280,9 @@ fn toy_example_runs_as_slurm_jobs_with_the_plain_launcher() {
             script.starts_with("#!/bin/sh\n") && script.contains("#SBATCH --job-name=pa-"),
             "{script}"
         );
+        let round = std::fs::read_to_string(attempt.join("round.sh"))
+            .expect("round.sh kept in the attempt dir");
+        assert!(round.contains("pa_attempt "), "{round}");
         let job_id = std::fs::read_to_string(attempt.join("job.id"))
             .expect("job.id")
             .trim()
@@ -285,21 +291,43 @@ fn toy_example_runs_as_slurm_jobs_with_the_plain_launcher() {
         job_ids.push(job_id);
         let status = std::fs::read_to_string(attempt.join("status")).expect("status file ingested");
         assert!(status.contains("node=localhost"), "{status}");
+        let field = |key: &str| -> f64 {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or_else(|| panic!("no {key} in {status}"))
+        };
+        spans.push((field("started"), field("ended")));
         assert!(attempt.join("client.log").exists() && attempt.join("server.log").exists());
+        assert!(
+            std::fs::read_to_string(attempt.join("job.out"))
+                .unwrap_or_default()
+                .contains("perfarena: attempt"),
+            "the round job's output is kept as job.out"
+        );
     }
     job_ids.sort();
     job_ids.dedup();
-    assert_eq!(job_ids.len(), 4, "one job per attempt: {job_ids:?}");
+    assert_eq!(job_ids.len(), 1, "one job for the round: {job_ids:?}");
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for pair in spans.windows(2) {
+        assert!(
+            pair[0].1 <= pair[1].0,
+            "attempts of a round run one after the other: {spans:?}"
+        );
+    }
     let recorded = recorded_jobs(&dir, &run_id);
+    assert_eq!(
+        recorded.len(),
+        4,
+        "one ledger row per attempt: {recorded:?}"
+    );
     assert!(
-        recorded
-            .iter()
-            .all(|(_, state)| state == "ended:COMPLETED" || state == "ended:FAILED"),
+        recorded.iter().all(|(id, state)| *id == job_ids[0]
+            && (state == "ended:COMPLETED" || state == "ended:FAILED")),
         "{recorded:?}"
     );
-    let mut recorded_ids: Vec<String> = recorded.into_iter().map(|(id, _)| id).collect();
-    recorded_ids.sort();
-    assert_eq!(recorded_ids, job_ids, "the jobs table holds every job id");
     let ok = dirs
         .iter()
         .find(|d| d.to_string_lossy().contains("/human/"))
@@ -316,6 +344,125 @@ fn toy_example_runs_as_slurm_jobs_with_the_plain_launcher() {
         "jobs left in the queue: {:?}",
         queued_jobs(&run_id)
     );
+}
+
+/// Adds a second task to the toy project (the commit before the prefix cache: request counting)
+/// and imports it.
+fn add_second_task(dir: &Path) {
+    let log = Command::new("git")
+        .arg("-C")
+        .arg(dir.join("repo"))
+        .args(["log", "--format=%H|%s"])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&log.stdout).to_string();
+    // Newest first: the commit after the prefix cache breaks the build; take the one before.
+    let (commit, subject) = log
+        .lines()
+        .filter_map(|l| l.split_once('|'))
+        .skip_while(|(_, s)| !s.starts_with("perf: prefix cache"))
+        .nth(1)
+        .expect("a commit before the prefix cache in the toy history");
+    let row = serde_json::json!({
+        "commit_hash": commit, "repo": "toyllm", "models": ["toy-1b"],
+        "has_serving": true, "commit_subject": subject,
+    });
+    let file = dir.join("more-tasks.jsonl");
+    std::fs::write(&file, format!("{row}\n")).unwrap();
+    let out = bin()
+        .arg("-C")
+        .arg(dir)
+        .args(["tasks", "import"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn rounds_of_several_tasks_go_as_one_job_array() {
+    if !slurm_ready() {
+        return;
+    }
+    let (_tmp, dir) = toy_project();
+    add_to_suite(&dir, "[slurm]\npoll_interval_ms = 200\narray_limit = 1\n");
+    add_second_task(&dir);
+    let run_id = unique_run_id("array");
+    let out = bin()
+        .arg("-C")
+        .arg(&dir)
+        .args([
+            "run",
+            "--backend",
+            "slurm",
+            "--repeats",
+            "2",
+            "--run-id",
+            &run_id,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "run failed: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let rows = attempts(&dir);
+    assert_eq!(rows.len(), 8, "2 tasks × 2 variants × 2 rounds: {rows:#?}");
+    assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:#?}");
+    // Each round of both tasks was one array job of two tasks, `%1` as slurm.array_limit says.
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    let arrays: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.split("as slurm job array ").nth(1))
+        .collect();
+    assert_eq!(arrays.len(), 2, "one array per round: {text}");
+    let recorded = recorded_jobs(&dir, &run_id);
+    assert_eq!(recorded.len(), 8, "{recorded:?}");
+    let mut bases: Vec<String> = recorded
+        .iter()
+        .map(|(id, _)| id.split('_').next().unwrap_or("").to_string())
+        .collect();
+    bases.dedup();
+    assert_eq!(bases.len(), 2, "two arrays: {recorded:?}");
+    assert!(
+        recorded
+            .iter()
+            .all(|(id, state)| (id.ends_with("_0") || id.ends_with("_1"))
+                && state == "ended:COMPLETED"),
+        "{recorded:?}"
+    );
+    let scripts: Vec<PathBuf> =
+        std::fs::read_dir(dir.join(".perfarena/slurm").join(&run_id).join("arrays"))
+            .expect("array scripts kept in the shared log dir")
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sh"))
+            .collect();
+    assert_eq!(scripts.len(), 2, "{scripts:?}");
+    let script = std::fs::read_to_string(&scripts[0]).unwrap();
+    assert!(script.contains("#SBATCH --array=0-1%1"), "{script}");
+    // With one array task at a time, the two tasks' rounds did not overlap.
+    let mut spans: Vec<(f64, f64)> = attempt_dirs(&dir, &run_id)
+        .iter()
+        .map(|d| {
+            let status = std::fs::read_to_string(d.join("status")).unwrap();
+            let field = |key: &str| -> f64 {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or_else(|| panic!("no {key} in {status}"))
+            };
+            (field("started"), field("ended"))
+        })
+        .collect();
+    spans.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "{spans:?}");
+    }
+    assert!(queued_jobs(&run_id).is_empty());
 }
 
 #[test]
@@ -373,7 +520,7 @@ fn a_job_past_its_slurm_time_limit_is_a_timeout() {
     // One minute is Slurm's smallest limit; it checks limits about every 30 s.
     add_to_suite(
         &dir,
-        "[slurm]\npoll_interval_ms = 500\ntime_limit = \"1\"\n",
+        "[slurm]\npoll_interval_ms = 500\ntime_limit = \"1\"\njob_unit = \"attempt\"\n",
     );
     set_bench(&dir, "timeout_s", "900");
     // The baseline's client outlives the limit; the human's ends at once (no metrics).
@@ -471,9 +618,13 @@ fn ctrl_c_cancels_the_running_job() {
         queued_jobs(&run_id)
     );
     assert_eq!(scontrol_state(&job_id), "CANCELLED");
+    // The round's job (both variants' attempts) was cancelled.
     assert_eq!(
         recorded_jobs(&dir, &run_id),
-        vec![(job_id.clone(), "cancelled".to_string())]
+        vec![
+            (job_id.clone(), "cancelled".to_string()),
+            (job_id.clone(), "cancelled".to_string())
+        ]
     );
     // Nothing half-written: no attempt was recorded for the cancelled job.
     assert!(attempts(&dir).is_empty());

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use perfarena_backend::slurm::script::{
-    AttemptScript, BuildCommand, JobHeader, LaunchTarget, build_script,
+    AttemptScript, BuildCommand, JobHeader, LaunchTarget, build_script, round_array_script,
+    round_script,
 };
 use perfarena_core::Suite;
 use perfarena_core::suite::{ReadinessKind, SlurmLauncher};
@@ -174,4 +175,118 @@ fn image_builds_as_a_capped_job_array() {
     );
     assert!(text.contains("#SBATCH --array=0-1%3\n"));
     insta::assert_snapshot!("slurm_build_array", text);
+}
+
+#[test]
+fn a_round_as_one_job_and_rounds_as_a_capped_array() {
+    let mut settings = Suite::defaults().slurm;
+    settings.partition = "gpu".into();
+    settings.gpus = 1;
+    settings.array_limit = 8;
+    let task_dir = PathBuf::from("/shared/perfarena/slurm/r1/35fad35a485e");
+    let header = JobHeader::from_settings(
+        &settings,
+        "pa-35fad35a485e-r2".into(),
+        task_dir.join("round-2/slurm-%j.out"),
+        Duration::from_secs(3 * 1020),
+    );
+    let round = round_script(
+        &header,
+        &["perfarena round: run r1, task 35fad35a485e, round 2".into()],
+        &[
+            ("human".into(), task_dir.join("human/round-2/job.sh")),
+            ("baseline".into(), task_dir.join("baseline/round-2/job.sh")),
+            (
+                "candidate:agent-a".into(),
+                task_dir.join("candidate-agent-a/round-2/job.sh"),
+            ),
+        ],
+    );
+    // Three attempts' limits, one after the other.
+    assert!(round.contains("#SBATCH --time=0:51:00\n"), "{round}");
+    assert!(round.contains("#SBATCH --gres=gpu:1\n"), "{round}");
+    let order: Vec<&str> = round
+        .lines()
+        .filter(|l| l.starts_with("pa_attempt "))
+        .collect();
+    assert_eq!(order.len(), 3, "{round}");
+    assert!(order[0].contains("human") && order[2].contains("candidate:agent-a"));
+    insta::assert_snapshot!("slurm_round", round);
+
+    let mut header = JobHeader::from_settings(
+        &settings,
+        "pa-rounds-r2".into(),
+        PathBuf::from("/shared/perfarena/slurm/r1/arrays/slurm-%A_%a.out"),
+        Duration::from_secs(3 * 1020),
+    );
+    header.array = Some(format!("0-1%{}", settings.array_limit));
+    let array = round_array_script(
+        &header,
+        &["perfarena rounds: run r1, round 2, 2 tasks".into()],
+        &[
+            task_dir.join("round-2/round.sh"),
+            PathBuf::from("/shared/perfarena/slurm/r1/8c1e77fb585c/round-2/round.sh"),
+        ],
+    );
+    assert!(array.contains("#SBATCH --array=0-1%8\n"), "{array}");
+    insta::assert_snapshot!("slurm_round_array", array);
+}
+
+/// The round script really sequences its attempts, passes PA_JOB_TAG, and on SIGTERM stops the
+/// attempt in flight and starts no other.
+#[test]
+fn the_round_script_runs_attempts_in_order_and_stops_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let attempt = |name: &str, body: &str| {
+        let path = dir.join(format!("{name}.sh"));
+        std::fs::write(&path, body).unwrap();
+        (name.to_string(), path)
+    };
+    let log = dir.join("log");
+    let log_text = log.display().to_string();
+    let header = JobHeader::from_settings(
+        &Suite::defaults().slurm,
+        "pa-test".into(),
+        dir.join("out"),
+        Duration::from_secs(60),
+    );
+    let attempts = vec![
+        attempt(
+            "first",
+            &format!("echo \"first $PA_JOB_TAG\" >> {log_text}\n"),
+        ),
+        attempt(
+            "second",
+            &format!(
+                "trap 'echo second-term >> {log_text}; exit 143' TERM\necho second >> {log_text}\nsleep 30 & wait\n"
+            ),
+        ),
+        attempt("third", &format!("echo third >> {log_text}\n")),
+    ];
+    let script = dir.join("round.sh");
+    std::fs::write(&script, round_script(&header, &[], &attempts)).unwrap();
+    let mut child = std::process::Command::new("sh")
+        .arg(&script)
+        .env("SLURM_JOB_ID", "4242")
+        .env_remove("SLURM_ARRAY_JOB_ID")
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("second")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second attempt never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // SAFETY: signals the shell we spawned, by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(143));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(text, "first 4242\nsecond\nsecond-term\n");
 }

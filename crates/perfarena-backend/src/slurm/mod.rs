@@ -1,6 +1,8 @@
-//! The `slurm` backend: each attempt is a batch job submitted with `sbatch --parsable` from a
-//! generated script (kept in the attempt's directory), tracked with `squeue`/`sacct`/`scontrol`,
-//! and its logs copied from the shared log directory into the attempt's directory when it ends.
+//! The `slurm` backend: attempts run as batch jobs submitted with `sbatch --parsable` from
+//! generated scripts (kept in the attempt's directory), tracked with `squeue`/`sacct`/`scontrol`,
+//! and their logs copied from the shared log directory into the attempt's directory when they
+//! end. A job holds one attempt (`slurm.job_unit = "attempt"`) or one task's interleaved round
+//! (`"round"`, the default; many tasks' rounds go as one job array, see `rounds.rs`).
 //!
 //! Variants are prepared like the local backend (a git worktree, the patch, the setup step) for
 //! the `plain` launcher and for container launchers that mount the checkout into one image;
@@ -11,6 +13,7 @@
 
 pub mod builds;
 pub mod cli;
+mod rounds;
 pub mod script;
 pub mod status;
 
@@ -21,7 +24,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use perfarena_core::events::{Event, EventSink};
-use perfarena_core::suite::{ImagesConfig, SlurmLauncher, SlurmSection};
+use perfarena_core::suite::{ImagesConfig, SlurmJobUnit, SlurmLauncher, SlurmSection};
 use perfarena_core::{AttemptStatus, CommitId, RunId, VariantKind, patch};
 
 use crate::git::GitRepo;
@@ -888,6 +891,19 @@ impl Backend for SlurmBackend {
                 }
             }
         }
+    }
+
+    fn runs_rounds(&self) -> bool {
+        self.settings().job_unit == SlurmJobUnit::Round
+    }
+
+    fn run_rounds(
+        &self,
+        rounds: &[crate::RoundSpec<'_>],
+        events: &dyn EventSink,
+    ) -> Result<crate::RoundOutcomes, BackendError> {
+        // Whatever `job_unit` says: a caller that hands over rounds gets round jobs.
+        self.run_rounds_as_jobs(rounds, events)
     }
 
     fn cancel(&self, run_id: &RunId) -> Result<(), BackendError> {

@@ -333,7 +333,10 @@ impl AttemptScript {
             let _ = writeln!(out, "{name}={}", sh_quote(value));
         };
         var(&mut out, "PA_ROOT", &self.job_root.display().to_string());
-        out.push_str("PA_OUT=\"$PA_ROOT/job-${SLURM_JOB_ID:-manual-$$}\"\n");
+        // A round job (or a job array of rounds) runs several attempt scripts; it sets
+        // PA_JOB_TAG (the job id, or `<array id>_<index>`) so that each writes under it.
+        out.push_str("PA_TAG=\"${PA_JOB_TAG:-${SLURM_JOB_ID:-manual-$$}}\"\n");
+        out.push_str("PA_OUT=\"$PA_ROOT/job-$PA_TAG\"\n");
         out.push_str("mkdir -p \"$PA_OUT\" || exit 70\n");
         out.push_str(": >\"$PA_OUT/status\"\n");
         var(
@@ -435,7 +438,7 @@ impl AttemptScript {
                             "# launcher: docker run on the node\nPA_IMAGE={}",
                             sh_quote(image)
                         );
-                        out.push_str("PA_CONTAINER=\"perfarena-${SLURM_JOB_ID:-manual-$$}\"\n");
+                        out.push_str("PA_CONTAINER=\"perfarena-$PA_TAG-$$\"\n");
                         out.push_str("pa_prepare() {\n  docker image inspect \"$PA_IMAGE\" >/dev/null 2>&1 || docker pull \"$PA_IMAGE\" >>\"$PA_OUT/server.log\" 2>&1 ||\n    { pa_status \"message=image $PA_IMAGE is not on the node and cannot be pulled\"; return 1; }\n}\n");
                         let mut run = String::from(
                             "docker run --rm --init --network host --name \"$PA_CONTAINER-$1\"",
@@ -465,7 +468,7 @@ impl AttemptScript {
                             "# launcher: pyxis/enroot (srun --container-image)\nPA_IMAGE={}",
                             sh_quote(&pyxis_image(image))
                         );
-                        out.push_str("PA_CONTAINER=\"perfarena-${SLURM_JOB_ID:-manual-$$}\"\n");
+                        out.push_str("PA_CONTAINER=\"perfarena-$PA_TAG-$$\"\n");
                         let mut srun = String::from(
                             "srun --overlap --nodes=1 --ntasks=1 --container-image=\"$PA_IMAGE\" --container-name=\"$PA_CONTAINER\" --no-container-mount-home",
                         );
@@ -522,6 +525,82 @@ impl AttemptScript {
             }
         }
     }
+}
+
+/// The script of one round: each attempt's own script (see [`AttemptScript`]), one after the
+/// other on this node in the round's order. `attempts` are `(label, script path)`. Run alone it
+/// is a job; in a job array ([`round_array_script`]) each array task execs one of them, and the
+/// attempts write under `job-<array id>_<index>`. A SIGTERM (time limit, scancel) is passed to
+/// the attempt in flight and no later attempt starts.
+pub fn round_script(
+    header: &JobHeader,
+    about: &[String],
+    attempts: &[(String, PathBuf)],
+) -> String {
+    let mut out = String::from("#!/bin/sh\n");
+    for line in about {
+        let _ = writeln!(out, "# {line}");
+    }
+    for (idx, (label, script)) in attempts.iter().enumerate() {
+        let _ = writeln!(out, "#   {}: {label} ({})", idx + 1, script.display());
+    }
+    header.render(&mut out);
+    out.push_str(ROUND_HELPERS);
+    for (label, script) in attempts {
+        let _ = writeln!(
+            out,
+            "pa_attempt {} {}",
+            sh_quote(label),
+            sh_quote(&script.display().to_string())
+        );
+    }
+    out.push_str("[ \"$pa_stopped\" = 0 ] || exit 143\nexit 0\n");
+    out
+}
+
+const ROUND_HELPERS: &str = r#"set -u
+if [ -n "${SLURM_ARRAY_JOB_ID:-}" ] && [ -n "${SLURM_ARRAY_TASK_ID:-}" ]; then
+  PA_JOB_TAG="${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}"
+else
+  PA_JOB_TAG="${SLURM_JOB_ID:-manual-$$}"
+fi
+export PA_JOB_TAG
+pa_child=
+pa_stopped=0
+pa_round_stop() { pa_stopped=1; [ -z "$pa_child" ] || kill -TERM "$pa_child" 2>/dev/null; }
+trap pa_round_stop TERM INT
+# Runs attempt $1 (its script $2) and waits for it, also when a signal interrupts the wait.
+pa_attempt() {
+  [ "$pa_stopped" = 0 ] || return 0
+  echo "perfarena: attempt $1 starts at $(date +%s) on ${SLURMD_NODENAME:-$(hostname)}"
+  sh "$2" &
+  pa_child=$!
+  while :; do
+    wait "$pa_child"; rc=$?
+    kill -0 "$pa_child" 2>/dev/null || break
+  done
+  pa_child=
+  echo "perfarena: attempt $1 ended with $rc"
+}
+"#;
+
+/// A job array whose task `i` runs `rounds[i]`'s round script.
+pub fn round_array_script(header: &JobHeader, about: &[String], rounds: &[PathBuf]) -> String {
+    let mut out = String::from("#!/bin/sh\n");
+    for line in about {
+        let _ = writeln!(out, "# {line}");
+    }
+    header.render(&mut out);
+    out.push_str("set -u\ncase \"${SLURM_ARRAY_TASK_ID:-}\" in\n");
+    for (idx, script) in rounds.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "  {idx}) exec sh {} ;;",
+            sh_quote(&script.display().to_string())
+        );
+    }
+    out.push_str("  *) echo \"perfarena: no round for array task ${SLURM_ARRAY_TASK_ID:-?}\" >&2; exit 70 ;;\nesac\n");
+    out
 }
 
 /// One image build: a program with its arguments, run in `workdir`.

@@ -110,6 +110,12 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
             );
         }
     }
+    if args.parallel > 1 && backend.runs_rounds() {
+        eprintln!(
+            "note: --parallel {} is not used with slurm.job_unit = \"round\": each round of all tasks is one job array, of which slurm.array_limit ({}) run at once",
+            args.parallel, suite.slurm.array_limit
+        );
+    }
     let mut store = ctx.store()?;
     let all_tasks = store.tasks()?;
     if all_tasks.is_empty() {
