@@ -56,6 +56,7 @@ pub struct TriageSection {
 pub struct SlurmSection {
     pub launcher: SlurmLauncher,
     pub job_unit: SlurmJobUnit,
+    pub setup_on: SlurmSetupOn,
     pub partition: String,
     pub account: String,
     pub qos: String,
@@ -83,6 +84,16 @@ pub enum SlurmLauncher {
     Docker,
     Pyxis,
     Apptainer,
+}
+
+/// Where `bench.setup` runs for a checkout the slurm backend prepares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SlurmSetupOn {
+    /// As a Slurm job on a node (the compilers, CUDA and GPUs the benchmark will use).
+    Node,
+    /// On the submit host, like the local backend.
+    Submit,
 }
 
 /// What one benchmark job holds.

@@ -346,9 +346,9 @@ fn toy_example_runs_as_slurm_jobs_with_the_plain_launcher() {
     );
 }
 
-/// Adds a second task to the toy project (the commit before the prefix cache: request counting)
-/// and imports it.
-fn add_second_task(dir: &Path) {
+/// Adds a second task to the toy project and imports it: the commit before the prefix cache
+/// (request counting) or, with `broken`, the newest one (a kernel whose build step fails).
+fn add_second_task(dir: &Path, broken: bool) {
     let log = Command::new("git")
         .arg("-C")
         .arg(dir.join("repo"))
@@ -356,13 +356,13 @@ fn add_second_task(dir: &Path) {
         .output()
         .unwrap();
     let log = String::from_utf8_lossy(&log.stdout).to_string();
-    // Newest first: the commit after the prefix cache breaks the build; take the one before.
-    let (commit, subject) = log
-        .lines()
-        .filter_map(|l| l.split_once('|'))
-        .skip_while(|(_, s)| !s.starts_with("perf: prefix cache"))
-        .nth(1)
-        .expect("a commit before the prefix cache in the toy history");
+    // Newest first: the newest commit breaks the build.
+    let lines: Vec<(&str, &str)> = log.lines().filter_map(|l| l.split_once('|')).collect();
+    let at = lines
+        .iter()
+        .position(|(_, s)| s.starts_with("perf: prefix cache"))
+        .expect("the prefix-cache commit");
+    let (commit, subject) = if broken { lines[0] } else { lines[at + 1] };
     let row = serde_json::json!({
         "commit_hash": commit, "repo": "toyllm", "models": ["toy-1b"],
         "has_serving": true, "commit_subject": subject,
@@ -386,7 +386,7 @@ fn rounds_of_several_tasks_go_as_one_job_array() {
     }
     let (_tmp, dir) = toy_project();
     add_to_suite(&dir, "[slurm]\npoll_interval_ms = 200\narray_limit = 1\n");
-    add_second_task(&dir);
+    add_second_task(&dir, false);
     let run_id = unique_run_id("array");
     let out = bin()
         .arg("-C")
@@ -463,6 +463,80 @@ fn rounds_of_several_tasks_go_as_one_job_array() {
         assert!(pair[0].1 <= pair[1].0, "{spans:?}");
     }
     assert!(queued_jobs(&run_id).is_empty());
+}
+
+#[test]
+fn the_setup_step_runs_as_a_job_on_the_node() {
+    if !slurm_ready() {
+        return;
+    }
+    let (_tmp, dir) = toy_project();
+    add_to_suite(&dir, FAST_SLURM);
+    add_second_task(&dir, true);
+    let run_id = unique_run_id("setup");
+    let log = Command::new("git")
+        .arg("-C")
+        .arg(dir.join("repo"))
+        .args(["log", "-1", "--format=%H"])
+        .output()
+        .unwrap();
+    let broken = String::from_utf8_lossy(&log.stdout).trim().to_string();
+    let out = bin()
+        .arg("-C")
+        .arg(&dir)
+        .args([
+            "run",
+            "--backend",
+            "slurm",
+            "--repeats",
+            "1",
+            "--run-id",
+            &run_id,
+            "--tasks",
+            &broken,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let rows = attempts(&dir);
+    let human = rows
+        .iter()
+        .find(|r| r["variant"] == "human")
+        .expect("human row");
+    assert_eq!(human["status"], "build_failed", "{rows:#?}");
+    let message = human["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with("setup exited with code 1:") && message.contains("ValueError"),
+        "{message}"
+    );
+    let baseline = rows
+        .iter()
+        .find(|r| r["variant"] == "baseline")
+        .expect("baseline row");
+    assert_eq!(baseline["status"], "ok", "{rows:#?}");
+    // Each variant's setup was a job: its script and slurm's record of it are in the shared dir,
+    // and its log is the variant's setup.log.
+    let task_dir = std::fs::read_dir(dir.join(".perfarena/slurm").join(&run_id))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("human/setup/build.sh").exists())
+        .expect("the human's setup job script");
+    let script = std::fs::read_to_string(task_dir.join("human/setup/build.sh")).unwrap();
+    assert!(
+        script.contains("#SBATCH --job-name=pa-build") && script.contains("build.py"),
+        "{script}"
+    );
+    assert!(task_dir.join("baseline/setup/build.sh").exists());
+    let setup_logs: Vec<PathBuf> = attempt_dirs(&dir, &run_id)
+        .iter()
+        .filter_map(|d| d.parent().map(|p| p.join("setup.log")))
+        .filter(|p| p.exists())
+        .collect();
+    assert!(
+        !setup_logs.is_empty(),
+        "setup.log copied next to the attempts"
+    );
 }
 
 #[test]

@@ -24,7 +24,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use perfarena_core::events::{Event, EventSink};
-use perfarena_core::suite::{ImagesConfig, SlurmJobUnit, SlurmLauncher, SlurmSection};
+use perfarena_core::suite::{
+    ImagesConfig, SlurmJobUnit, SlurmLauncher, SlurmSection, SlurmSetupOn,
+};
 use perfarena_core::{AttemptStatus, CommitId, RunId, VariantKind, patch};
 
 use crate::git::GitRepo;
@@ -607,6 +609,68 @@ impl SlurmBackend {
         })
     }
 
+    /// Runs `bench.setup` in the checkout as a Slurm job (`slurm.setup_on = "node"`), so that
+    /// it compiles with the node's toolchain; its log becomes the variant's `setup.log`.
+    /// `Some(failure)` when it did not succeed.
+    fn setup_job(
+        &self,
+        spec: &VariantSpec,
+        setup: &str,
+        workdir: &Path,
+        events: &dyn EventSink,
+    ) -> Result<Option<PrepareFailure>, BackendError> {
+        let dir = self
+            .options
+            .log_root
+            .join(&spec.run_id.0)
+            .join(spec.task.commit.short(12))
+            .join(spec.variant.dir_name())
+            .join("setup");
+        let command = builds::BuildPlan {
+            name: format!("setup of {} {}", spec.task.commit.short(12), spec.variant),
+            program: "sh".into(),
+            args: vec!["-c".into(), setup.to_string()],
+            workdir: workdir.to_path_buf(),
+            env: spec.env.clone(),
+        };
+        let outcome = builds::run_builds(
+            self.settings(),
+            &dir,
+            std::slice::from_ref(&command),
+            spec.setup_timeout,
+            &spec.cancel,
+            events,
+        )?
+        .into_iter()
+        .next()
+        .ok_or_else(|| BackendError::Other("the setup job reported nothing".into()))?;
+        fs::create_dir_all(&spec.log_dir).map_err(|e| {
+            BackendError::io(format!("cannot create {}", spec.log_dir.display()), e)
+        })?;
+        let log = spec.log_dir.join("setup.log");
+        copy_if_present(&outcome.log, &log)?;
+        if outcome.ok {
+            return Ok(None);
+        }
+        let tail = tail_lines(&log, 3);
+        let message = match (outcome.state.as_str(), outcome.exit_code) {
+            ("TIMEOUT", _) => format!(
+                "setup job hit its slurm time limit (bench.setup_timeout_s = {}s or slurm.time_limit)",
+                spec.setup_timeout.as_secs()
+            ),
+            ("OUT_OF_MEMORY", _) => {
+                "setup job ran out of memory (oom-kill): raise slurm.mem".to_string()
+            }
+            (_, Some(code)) => format!("setup exited with code {code}: {tail}"),
+            (state, None) => format!("setup job ended {state}: {}", outcome.message),
+        };
+        Ok(Some(PrepareFailure {
+            status: AttemptStatus::BuildFailed,
+            message,
+            log: Some(log),
+        }))
+    }
+
     fn attempt_time_limit(&self, spec: &AttemptSpec) -> String {
         let limit = self.settings().time_limit.trim();
         if limit.is_empty() {
@@ -750,7 +814,24 @@ impl Backend for SlurmBackend {
                 failure: None,
             });
         }
-        let mut prepared = local.prepare(spec, events)?;
+        let setup = spec
+            .setup
+            .clone()
+            .filter(|s| !s.trim().is_empty() && self.settings().setup_on == SlurmSetupOn::Node);
+        let mut prepared = match &setup {
+            Some(_) => {
+                // The checkout and patch here; the setup step below, as a job on a node.
+                let mut without_setup = spec.clone();
+                without_setup.setup = None;
+                local.prepare(&without_setup, events)?
+            }
+            None => local.prepare(spec, events)?,
+        };
+        if prepared.failure.is_none()
+            && let (Some(setup), Some(workdir)) = (&setup, &prepared.workdir)
+        {
+            prepared.failure = self.setup_job(spec, setup, workdir, events)?;
+        }
         if prepared.failure.is_none() {
             if let Some(workdir) = &prepared.workdir {
                 let text = serde_json::to_string(&PreparedMarker {
