@@ -95,6 +95,24 @@ fn set_in_table(dir: &Path, header: &str, key: &str, value: &str) {
     std::fs::write(&path, out).unwrap();
 }
 
+/// `perfarena -C DIR run ARGS…`, which must succeed.
+fn run_ok(dir: &Path, args: &[&str]) -> std::process::Output {
+    let out = bin()
+        .arg("-C")
+        .arg(dir)
+        .arg("run")
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "run failed: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    out
+}
+
 const FAST_SLURM: &str = "[slurm]\npoll_interval_ms = 200\n";
 
 fn unique_run_id(name: &str) -> String {
@@ -388,25 +406,9 @@ fn rounds_of_several_tasks_go_as_one_job_array() {
     add_to_suite(&dir, "[slurm]\npoll_interval_ms = 200\narray_limit = 1\n");
     add_second_task(&dir, false);
     let run_id = unique_run_id("array");
-    let out = bin()
-        .arg("-C")
-        .arg(&dir)
-        .args([
-            "run",
-            "--backend",
-            "slurm",
-            "--repeats",
-            "2",
-            "--run-id",
-            &run_id,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "run failed: {}\n{}",
-        stdout(&out),
-        stderr(&out)
+    let out = run_ok(
+        &dir,
+        &["--backend", "slurm", "--repeats", "2", "--run-id", &run_id],
     );
     let rows = attempts(&dir);
     assert_eq!(rows.len(), 8, "2 tasks × 2 variants × 2 rounds: {rows:#?}");
@@ -481,11 +483,9 @@ fn the_setup_step_runs_as_a_job_on_the_node() {
         .output()
         .unwrap();
     let broken = String::from_utf8_lossy(&log.stdout).trim().to_string();
-    let out = bin()
-        .arg("-C")
-        .arg(&dir)
-        .args([
-            "run",
+    run_ok(
+        &dir,
+        &[
             "--backend",
             "slurm",
             "--repeats",
@@ -494,10 +494,8 @@ fn the_setup_step_runs_as_a_job_on_the_node() {
             &run_id,
             "--tasks",
             &broken,
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+        ],
+    );
     let rows = attempts(&dir);
     let human = rows
         .iter()
@@ -552,25 +550,9 @@ fn a_failing_client_is_a_crash_with_its_exit_code() {
         "\"python3 -c 'import sys; print(\\\"bad request\\\"); sys.exit(7)'\"",
     );
     let run_id = unique_run_id("fail");
-    let out = bin()
-        .arg("-C")
-        .arg(&dir)
-        .args([
-            "run",
-            "--backend",
-            "slurm",
-            "--repeats",
-            "1",
-            "--run-id",
-            &run_id,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "run failed: {}\n{}",
-        stdout(&out),
-        stderr(&out)
+    run_ok(
+        &dir,
+        &["--backend", "slurm", "--repeats", "1", "--run-id", &run_id],
     );
     let rows = attempts(&dir);
     assert_eq!(rows.len(), 2, "{rows:#?}");
@@ -605,25 +587,9 @@ fn a_job_past_its_slurm_time_limit_is_a_timeout() {
     );
     let run_id = unique_run_id("timelimit");
     let started = Instant::now();
-    let out = bin()
-        .arg("-C")
-        .arg(&dir)
-        .args([
-            "run",
-            "--backend",
-            "slurm",
-            "--repeats",
-            "1",
-            "--run-id",
-            &run_id,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "run failed: {}\n{}",
-        stdout(&out),
-        stderr(&out)
+    run_ok(
+        &dir,
+        &["--backend", "slurm", "--repeats", "1", "--run-id", &run_id],
     );
     eprintln!(
         "time-limit run took {:.1}s",
@@ -817,25 +783,9 @@ fn toy_example_runs_with_the_docker_launcher() {
         "[slurm]\npoll_interval_ms = 200\nlauncher = \"docker\"\nimage = \"perfarena/toy-base:bookworm\"\nlauncher_args = [\"--pull\", \"never\"]\n",
     );
     let run_id = unique_run_id("docker");
-    let out = bin()
-        .arg("-C")
-        .arg(&dir)
-        .args([
-            "run",
-            "--backend",
-            "slurm",
-            "--repeats",
-            "1",
-            "--run-id",
-            &run_id,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "run failed: {}\n{}",
-        stdout(&out),
-        stderr(&out)
+    run_ok(
+        &dir,
+        &["--backend", "slurm", "--repeats", "1", "--run-id", &run_id],
     );
     let rows = attempts(&dir);
     assert_eq!(rows.len(), 2, "{rows:#?}");
