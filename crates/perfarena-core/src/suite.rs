@@ -150,8 +150,32 @@ pub struct BuildConfig {
     /// The compile step a candidate image reruns (in `repo.source_dir`) when its patch touches
     /// `rebuild_globs`.
     pub rebuild_command: String,
+    pub builder: BuilderChoice,
+    /// Full builds get a `.git` (the commit alone) in their context.
+    pub context_git: bool,
     pub args: BTreeMap<String, String>,
     pub overrides: BTreeMap<String, BuildOverride>,
+}
+
+/// Which builder of the engine runs image builds (`build.builder`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuilderChoice {
+    /// BuildKit when the Dockerfile uses syntax only BuildKit reads, else the classic builder.
+    #[default]
+    Auto,
+    Buildkit,
+    Classic,
+}
+
+impl BuilderChoice {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BuilderChoice::Auto => "auto",
+            BuilderChoice::Buildkit => "buildkit",
+            BuilderChoice::Classic => "classic",
+        }
+    }
 }
 
 /// Per-commit build settings, keyed in the suite by a commit prefix.
@@ -450,6 +474,8 @@ mod tests {
             "{registry}/{repo}:baseline-{parent:12}"
         );
         assert!(suite.require_runnable().is_err());
+        assert_eq!(suite.build.builder, BuilderChoice::Auto);
+        assert!(!suite.build.context_git);
     }
 
     #[test]
@@ -511,6 +537,13 @@ mod tests {
             .to_string();
         assert!(
             err.contains("a.toml:2") && err.contains("metric.parser"),
+            "{err}"
+        );
+        let err = Suite::from_toml_str("[build]\nbuilder = \"bildkit\"\n", "a.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a.toml:2") && err.contains("build.builder") && err.contains("buildkit"),
             "{err}"
         );
         let err = Suite::from_toml_str("[bench\n", "a.toml")

@@ -2,7 +2,8 @@
 //! on the toy repository: full builds and pushes, candidates (thin layer, rebuild, a patch that
 //! does not apply), the out-of-memory ladder, a broken build fixed by a pre_build_patch, a human
 //! image without its built module, human_image_missing, permanently_failed, timeout, low disk,
-//! dry run, and Ctrl-C then a rerun that continues.
+//! dry run, Ctrl-C then a rerun that continues; BuildKit builds (cache and stage mounts, a
+//! failing step, `.git` in the context, the heredoc check of old engines).
 
 mod images_support;
 
@@ -734,4 +735,268 @@ fn wait_with_timeout(child: &mut std::process::Child, timeout: Duration) -> Opti
 unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, signal: i32) -> i32;
+}
+
+/// The build log (`-try0.log`) and the prepare log of the one image `image` of `toy`.
+fn logs_of(toy: &Toy, image: &str) -> (String, String) {
+    let dir = toy.dir.join(".perfarena/builds").join(
+        image
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect::<String>(),
+    );
+    let read = |suffix: &str| {
+        std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+            .flatten()
+            .find(|f| f.file_name().to_string_lossy().ends_with(suffix))
+            .map(|f| std::fs::read_to_string(f.path()).unwrap())
+            .unwrap_or_default()
+    };
+    (read("-try0.log"), read("-prepare.log"))
+}
+
+/// A multi-stage Dockerfile only BuildKit builds: a cache mount in the first stage, a bind mount
+/// of the first stage's output in the second; the build arg `max_jobs` ends up in the image.
+const MOUNTS_DOCKERFILE: &str = "FROM perfarena/toy-base:bookworm AS build
+ARG max_jobs=1
+RUN --mount=type=cache,target=/var/cache/pa-test \\
+    mkdir -p /out && echo \"jobs=${max_jobs}\" > /out/artifact && date >> /var/cache/pa-test/runs
+FROM perfarena/toy-base:bookworm
+WORKDIR /workspace/src
+COPY . .
+RUN --mount=type=bind,from=build,source=/out,target=/from-build cp /from-build/artifact /artifact
+";
+
+#[test]
+fn buildkit_builds_cache_and_stage_mounts_under_auto_and_buildkit() {
+    if !services() {
+        return;
+    }
+    for builder in ["auto", "buildkit"] {
+        let toy = Toy::new(
+            &format!("bk-{builder}"),
+            &format!("dockerfile = \"mounts.Dockerfile\"\nbuilder = \"{builder}\""),
+            "",
+            &[],
+        );
+        std::fs::write(toy.dir.join("mounts.Dockerfile"), MOUNTS_DOCKERFILE).unwrap();
+        let task = toy.commit(PREFIX_CACHE);
+        let human = toy.human_image(PREFIX_CACHE);
+        // "buildkit" also pushes: the registry must serve what BuildKit built.
+        let mut args = vec![
+            "images",
+            "build",
+            "--commit",
+            &task[..10],
+            "--variant",
+            "human",
+        ];
+        if builder == "auto" {
+            args.push("--no-push");
+        }
+        let out = toy.perfarena(&args);
+        assert!(out.status.success(), "{builder}: {}", text(&out));
+        let rows = toy.builds();
+        assert_eq!(rows.len(), 1, "{rows:?}");
+        assert_eq!(
+            (rows[0].0.as_str(), rows[0].1.as_str()),
+            (human.as_str(), "success")
+        );
+        if builder == "buildkit" {
+            assert!(registry_digest(&toy.repo, &task).is_some(), "pushed");
+        }
+        // The build arg reached the first stage; the second stage read its output.
+        let (ok, artifact) = run_in(&human, &["cat", "/artifact"]);
+        assert!(ok && artifact.trim() == "jobs=4", "{builder}: {artifact}");
+        let (ok, listing) = run_in(&human, &["ls", "/workspace/src"]);
+        assert!(ok && listing.contains("toyllm"), "{listing}");
+        let labels: serde_json::Value =
+            serde_json::from_str(&inspect(&human, "{{json .Config.Labels}}").unwrap()).unwrap();
+        assert_eq!(labels["perfarena.image.variant"], "human");
+        assert_eq!(labels["perfarena.image.task"], task.as_str());
+        assert_eq!(labels["perfarena.image.commit"], task.as_str());
+        assert_eq!(labels["perfarena.image.recipe"].as_str().unwrap().len(), 64);
+
+        let (log, prepare) = logs_of(&toy, &human);
+        let why = if builder == "auto" {
+            "builder: BuildKit (build.builder = \"auto\": line 3 uses RUN --mount)"
+        } else {
+            "builder: BuildKit (build.builder = \"buildkit\")"
+        };
+        assert!(prepare.contains(why), "{prepare}");
+        // Readable steps, as `docker build --progress=plain` prints them; no encoded trace.
+        let step = |needle: &str| {
+            log.lines()
+                .find(|l| l.contains(needle))
+                .unwrap_or_else(|| panic!("no {needle:?} in the log:\n{log}"))
+                .to_string()
+        };
+        let cache_step = step("RUN --mount=type=cache,target=/var/cache/pa-test");
+        assert!(
+            cache_step.starts_with('#') && cache_step.contains("[build "),
+            "{cache_step}"
+        );
+        let number = cache_step.split_whitespace().next().unwrap().to_string();
+        assert!(
+            log.lines().any(|l| l == format!("{number} CACHED")
+                || (l.starts_with(&format!("{number} DONE ")) && l.ends_with('s'))),
+            "the step's end:\n{log}"
+        );
+        assert!(step("RUN --mount=type=bind,from=build").starts_with('#'));
+        assert!(
+            !log.contains("moby.buildkit.trace") && !log.contains("\"aux\""),
+            "{log}"
+        );
+        assert!(
+            log.lines().all(|l| l.len() < 400),
+            "no base64 blobs:\n{log}"
+        );
+    }
+}
+
+#[test]
+fn a_failing_buildkit_step_is_build_failed_with_its_exit_code() {
+    if !services() {
+        return;
+    }
+    let toy = Toy::new("bk-fail", "dockerfile = \"fail.Dockerfile\"", "", &[]);
+    std::fs::write(
+        toy.dir.join("fail.Dockerfile"),
+        "FROM perfarena/toy-base:bookworm\nRUN --mount=type=cache,target=/tmp/c echo about to fail && exit 3\n",
+    )
+    .unwrap();
+    let task = toy.commit(PREFIX_CACHE);
+    let out = toy.perfarena(&[
+        "images",
+        "build",
+        "--commit",
+        &task[..10],
+        "--variant",
+        "human",
+        "--no-push",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let rows = toy.builds();
+    assert_eq!(rows.len(), 1, "not out of memory: no retry: {rows:?}");
+    assert_eq!(rows[0].1, "build_failed");
+    let excerpt = rows[0].4.clone().unwrap_or_default();
+    assert!(excerpt.contains("exit code: 3"), "{excerpt}");
+    let (log, _) = logs_of(&toy, &toy.human_image(PREFIX_CACHE));
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with('#') && l.ends_with(" about to fail")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with('#') && l.contains(" ERROR: ") && l.contains("exit code: 3")),
+        "{log}"
+    );
+    assert!(toy.local_images().is_empty());
+}
+
+#[test]
+fn context_git_puts_the_commit_in_a_bind_mounted_git_dir() {
+    if !services() {
+        return;
+    }
+    // toy-base has no git: the commit is read from .git/HEAD (detached at the commit).
+    let toy = Toy::new(
+        "bk-git",
+        "dockerfile = \"git.Dockerfile\"\ncontext_git = true",
+        "",
+        &[],
+    );
+    std::fs::write(
+        toy.dir.join("git.Dockerfile"),
+        "FROM perfarena/toy-base:bookworm\nRUN --mount=type=bind,source=.git,target=/src/.git cat /src/.git/HEAD > /sha && cat /src/.git/shallow > /shallow\n",
+    )
+    .unwrap();
+    let task = toy.commit(PREFIX_CACHE);
+    let out = toy.perfarena(&[
+        "images",
+        "build",
+        "--commit",
+        &task[..10],
+        "--variant",
+        "human",
+        "--no-push",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let human = toy.human_image(PREFIX_CACHE);
+    let (ok, sha) = run_in(&human, &["cat", "/sha", "/shallow"]);
+    assert!(ok, "{sha}");
+    assert_eq!(
+        sha,
+        format!("{task}\n{task}\n"),
+        "HEAD and the one shallow commit"
+    );
+    let (_, prepare) = logs_of(&toy, &human);
+    assert!(prepare.contains("build.context_git"), "{prepare}");
+}
+
+#[test]
+fn a_heredoc_on_an_engine_before_23_fails_before_the_build() {
+    if !services() {
+        return;
+    }
+    let version = std::process::Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
+    let major: u32 = version.split('.').next().unwrap().parse().unwrap();
+    let toy = Toy::new("bk-heredoc", "dockerfile = \"heredoc.Dockerfile\"", "", &[]);
+    std::fs::write(
+        toy.dir.join("heredoc.Dockerfile"),
+        "FROM perfarena/toy-base:bookworm\n\nRUN <<EOF\necho hi > /hi\nEOF\n",
+    )
+    .unwrap();
+    let task = toy.commit(PREFIX_CACHE);
+    let out = toy.perfarena(&[
+        "images",
+        "build",
+        "--commit",
+        &task[..10],
+        "--variant",
+        "human",
+        "--no-push",
+    ]);
+    let human = toy.human_image(PREFIX_CACHE);
+    if major >= 23 {
+        // A newer engine's frontend reads heredocs: nothing to refuse.
+        assert!(out.status.success(), "{}", text(&out));
+        let (ok, hi) = run_in(&human, &["cat", "/hi"]);
+        assert!(ok && hi.trim() == "hi", "{hi}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let rows = toy.builds();
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].1, "build_failed");
+    let excerpt = rows[0].4.clone().unwrap_or_default();
+    assert!(
+        excerpt
+            .starts_with("heredoc.Dockerfile:3: a heredoc (RUN <<EOF) needs Docker Engine >= 23")
+            && excerpt.contains(&format!("this engine is {version}"))
+            && excerpt.contains("# syntax=docker/dockerfile:1.4"),
+        "{excerpt}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("needs Docker Engine >= 23"),
+        "{}",
+        text(&out)
+    );
+    // Nothing was sent: no build log, no image.
+    let (log, prepare) = logs_of(&toy, &human);
+    assert!(log.is_empty(), "{log}");
+    assert!(prepare.contains("needs Docker Engine >= 23"), "{prepare}");
+    assert!(toy.local_images().is_empty());
 }

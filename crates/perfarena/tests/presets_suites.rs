@@ -43,6 +43,13 @@ fn the_presets_parse_and_hold_what_their_docs_promise() {
             !suite.build.rebuild_globs.is_empty() && !suite.build.rebuild_command.trim().is_empty(),
             "{name}"
         );
+        // Their Dockerfiles need BuildKit and bind-mount .git.
+        assert_eq!(
+            suite.build.builder,
+            perfarena_core::suite::BuilderChoice::Buildkit,
+            "{name}"
+        );
+        assert!(suite.build.context_git, "{name}");
         // The step becomes one RUN instruction of the candidate's Dockerfile.
         assert!(
             !suite.build.rebuild_command.trim().contains('\n'),
@@ -92,6 +99,33 @@ fn the_presets_parse_and_hold_what_their_docs_promise() {
             "vllm rebuild_globs lacks {glob}"
         );
     }
+}
+
+#[test]
+fn the_buildkit_rule_matches_what_builds_without_buildkit_say() {
+    let vllm = parse(VLLM, "vllm");
+    let triage = perfarena_core::triage::Triage::new(&vllm.triage.rules).unwrap();
+    for text in [
+        // The classic builder (build.builder = "classic").
+        "Step 5/20 : RUN --mount=type=cache,target=/root/.cache/pip pip install -r requirements.txt\nthe --mount option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/ to learn how to build images with BuildKit enabled",
+        "the --chmod option requires BuildKit. Refer to https://docs.docker.com/go/buildkit/",
+        // perfarena's heredoc check on an engine before 23.
+        "docker/Dockerfile:148: a heredoc (RUN <<EOF) needs Docker Engine >= 23 (its built-in Dockerfile frontend reads heredocs); this engine is 20.10.24",
+    ] {
+        let class = triage.classify_text(&[text]);
+        assert_eq!(
+            class.as_ref().map(|c| c.signature.as_str()),
+            Some("buildkit-required"),
+            "{text}: {class:?}"
+        );
+    }
+    assert_ne!(
+        triage
+            .classify_text(&["Dockerfile parse error line 3: unknown instruction: FORM"])
+            .map(|c| c.signature),
+        Some("buildkit-required".to_string()),
+        "a typo is not a BuildKit problem"
+    );
 }
 
 #[test]

@@ -11,9 +11,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use perfarena_core::VariantKind;
 use perfarena_core::patch::patch_paths;
+use perfarena_core::suite::BuilderChoice;
 
 use super::auth::CredentialSource;
-use super::context::{StepResult, export, layer_tar, run_step, tar_dir};
+use super::context::{StepResult, add_git_dir, export, layer_tar, run_step, tar_dir};
+use super::dockerfile::{BuilderKind, choose_builder, heredoc_preflight, scan};
 use super::engine::{BuildRequest, Engine, StreamEnd, free_disk_gib};
 use super::plan::{ImageJob, Recipe};
 use super::reference::ImageName;
@@ -71,6 +73,8 @@ pub struct BuilderSettings {
     pub min_max_jobs: u32,
     pub min_free_disk_gib: f64,
     pub push: bool,
+    /// `build.builder`: which builder runs the builds.
+    pub builder: BuilderChoice,
 }
 
 pub struct Builder<'a> {
@@ -340,6 +344,7 @@ impl Builder<'_> {
                 } else {
                     None
                 },
+                builder: prepared.builder,
             };
             let appended = match &prepared.layer {
                 Some((base, layer)) => {
@@ -562,7 +567,10 @@ impl Builder<'_> {
         };
         let src = tmp.join("src");
         match &job.recipe {
-            Recipe::Full { dockerfile } => {
+            Recipe::Full {
+                dockerfile,
+                context_git,
+            } => {
                 note(&format!(
                     "exporting {} (git archive) for {}",
                     job.commit.short(12),
@@ -606,15 +614,39 @@ impl Builder<'_> {
                         );
                     }
                 };
+                let scanned = scan(&text);
+                let (builder, why) = choose_builder(self.settings.builder, &scanned);
+                note(&format!("builder: {} ({why})", builder.as_str()));
+                // A heredoc the engine's Dockerfile frontend cannot parse fails here, naming its
+                // line, rather than as the engine's "unknown instruction" on the heredoc's body.
+                if builder == BuilderKind::BuildKit
+                    && scanned.first_heredoc().is_some()
+                    && let Err(message) = heredoc_preflight(
+                        &scanned,
+                        dockerfile,
+                        self.engine.server_version()?.as_deref(),
+                    )
+                {
+                    note(&message);
+                    return fail(BuildStatus::BuildFailed, message);
+                }
+                if *context_git {
+                    note(&format!(
+                        "build.context_git: .git of {} in the context",
+                        job.commit.short(12)
+                    ));
+                    add_git_dir(self.repo, &job.commit, &src)?;
+                }
                 let extra = vec![(
                     GENERATED_DOCKERFILE.to_string(),
                     with_labels(&text, &job.labels).into_bytes(),
                 )];
-                let context = tar_dir(&src, &extra)?;
+                let context = tar_dir(&src, &extra, *context_git)?;
                 Ok(Ok(Prepared {
                     context,
                     dockerfile: GENERATED_DOCKERFILE.to_string(),
                     layer: None,
+                    builder,
                 }))
             }
             Recipe::Candidate {
@@ -764,9 +796,12 @@ impl Builder<'_> {
                     GENERATED_DOCKERFILE,
                     name.repository_with_registry()
                 ));
+                let (builder, why) = choose_builder(self.settings.builder, &scan(&dockerfile));
+                note(&format!("builder: {} ({why})", builder.as_str()));
                 let context = tar_dir(
                     &files,
                     &[(GENERATED_DOCKERFILE.to_string(), dockerfile.into_bytes())],
+                    false,
                 )?;
                 // No rebuild: the layer that Dockerfile would make is appended directly (no
                 // builder, no step containers); the Dockerfile is the fallback.
@@ -783,6 +818,7 @@ impl Builder<'_> {
                     context,
                     dockerfile: GENERATED_DOCKERFILE.to_string(),
                     layer,
+                    builder,
                 }))
             }
         }
@@ -794,6 +830,7 @@ struct Prepared {
     dockerfile: String,
     /// A thin candidate layer appended without the builder: (base image, layer tar).
     layer: Option<(String, Vec<u8>)>,
+    builder: BuilderKind,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

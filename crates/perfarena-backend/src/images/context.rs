@@ -87,6 +87,46 @@ pub fn export(
     Ok(selected)
 }
 
+/// Makes `dir`, an export of `commit`, a repository of that one commit: `.git` with the commit's
+/// objects only (a depth-1 fetch from `repo`), HEAD detached at it and the index matching it, so
+/// that `git rev-parse HEAD`, `git describe --always` and setuptools_scm work in a build that
+/// bind-mounts `.git` (vLLM's version). Nothing of `repo` leaks in: no other commits, refs,
+/// remotes, hooks or config. Edits a `pre_build_patch` made show as local changes.
+pub fn add_git_dir(repo: &GitRepo, commit: &CommitId, dir: &Path) -> Result<(), ImagesError> {
+    let scratch = GitRepo {
+        root: dir.to_path_buf(),
+    };
+    let source = std::path::absolute(&repo.root)
+        .map_err(|e| ImagesError::io(format!("cannot resolve {}", repo.root.display()), e))?;
+    let source = source.to_string_lossy();
+    let sha = commit.as_str();
+    // An empty template: no sample hooks, no description. Protocol v2 (git's default since
+    // 2.26) fetches any commit by its id, not only branch tips.
+    scratch.run_ok(&["init", "-q", "--template="])?;
+    scratch.run_ok(&[
+        "-c",
+        "protocol.version=2",
+        "fetch",
+        "-q",
+        "--depth",
+        "1",
+        "--no-tags",
+        &source,
+        sha,
+    ])?;
+    scratch.run_ok(&["update-ref", "--no-deref", "HEAD", sha])?;
+    scratch.run_ok(&["read-tree", sha])?;
+    // It names the host's repository path: nothing the image needs.
+    let _ = std::fs::remove_file(dir.join(".git").join("FETCH_HEAD"));
+    let head = scratch.run_ok(&["rev-parse", "HEAD"])?;
+    if head != sha {
+        return Err(ImagesError::Git(format!(
+            "the .git made for the build context is at {head}, not {sha}"
+        )));
+    }
+    Ok(())
+}
+
 /// How a shell step on the exported source ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StepResult {
@@ -118,9 +158,13 @@ pub fn run_step(
     }
 }
 
-/// A tar of `dir` (without a top-level `.git`; every entry owned by root), plus `extra` files
-/// `(name, contents)` at its root.
-pub fn tar_dir(dir: &Path, extra: &[(String, Vec<u8>)]) -> Result<Vec<u8>, ImagesError> {
+/// A tar of `dir` (without a top-level `.git` unless `with_git`; every entry owned by root),
+/// plus `extra` files `(name, contents)` at its root.
+pub fn tar_dir(
+    dir: &Path,
+    extra: &[(String, Vec<u8>)],
+    with_git: bool,
+) -> Result<Vec<u8>, ImagesError> {
     let mut builder = tar::Builder::new(Vec::new());
     builder.follow_symlinks(false);
     let mut stack: Vec<PathBuf> = vec![dir.to_path_buf()];
@@ -139,7 +183,7 @@ pub fn tar_dir(dir: &Path, extra: &[(String, Vec<u8>)]) -> Result<Vec<u8>, Image
         entries.sort();
         for path in entries {
             let rel = path.strip_prefix(dir).unwrap_or(&path);
-            if rel == Path::new(".git") {
+            if rel == Path::new(".git") && !with_git {
                 continue;
             }
             let meta = std::fs::symlink_metadata(&path).map_err(|e| io(&path, e))?;
@@ -298,7 +342,12 @@ mod tests {
         );
         assert!(some.join("src/a.py").exists() && !some.join("b.txt").exists());
 
-        let tar = tar_dir(&out, &[("extra/Dockerfile".into(), b"FROM x\n".to_vec())]).unwrap();
+        let tar = tar_dir(
+            &out,
+            &[("extra/Dockerfile".into(), b"FROM x\n".to_vec())],
+            false,
+        )
+        .unwrap();
         let mut names: Vec<String> = tar::Archive::new(tar.as_slice())
             .entries()
             .unwrap()
@@ -306,6 +355,51 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, vec!["b.txt", "extra/Dockerfile", "src", "src/a.py"]);
+    }
+
+    #[test]
+    fn a_git_dir_of_the_one_commit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let repo_dir = tmp.path().join("repo");
+        std::fs::create_dir_all(&repo_dir).unwrap();
+        git(&repo_dir, &["init", "-q"]);
+        std::fs::write(repo_dir.join("a.py"), "one\n").unwrap();
+        git(&repo_dir, &["add", "-A"]);
+        git(&repo_dir, &["commit", "-q", "-m", "one"]);
+        let first = git(&repo_dir, &["rev-parse", "HEAD"]);
+        git(&repo_dir, &["tag", "v0.1"]);
+        std::fs::write(repo_dir.join("a.py"), "two\n").unwrap();
+        git(&repo_dir, &["commit", "-q", "-am", "two"]);
+        let repo = GitRepo::open(&repo_dir).unwrap();
+        // The first commit, which is no branch's tip.
+        let commit = CommitId::parse(&first).unwrap();
+        let out = tmp.path().join("out");
+        export(&repo, &commit, &out, None).unwrap();
+        add_git_dir(&repo, &commit, &out).unwrap();
+        assert_eq!(git(&out, &["rev-parse", "HEAD"]), first);
+        assert_eq!(
+            git(&out, &["describe", "--always", "--dirty"]),
+            &first[..7],
+            "clean, detached, no tags"
+        );
+        assert_eq!(git(&out, &["rev-list", "--all", "--count"]), "1");
+        assert!(git(&out, &["remote"]).is_empty());
+        assert!(!out.join(".git/FETCH_HEAD").exists());
+        assert_eq!(
+            std::fs::read_to_string(out.join(".git/HEAD"))
+                .unwrap()
+                .trim(),
+            first
+        );
+        let names = |with_git| -> Vec<String> {
+            tar::Archive::new(tar_dir(&out, &[], with_git).unwrap().as_slice())
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect()
+        };
+        assert!(names(true).iter().any(|n| n == ".git/HEAD"));
+        assert!(!names(false).iter().any(|n| n.starts_with(".git")));
     }
 
     #[test]

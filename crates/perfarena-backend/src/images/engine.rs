@@ -1,7 +1,8 @@
-//! The Docker Engine API through bollard: inspect, build (streaming the log), push (with the
-//! pushed digest), pull from the suite's registry, tag, remove, and where the engine keeps its
-//! data (for the free-disk check). Blocking methods over a private tokio runtime; every long
-//! call takes a deadline and the cancel token, and dropping the stream cancels the engine's work.
+//! The Docker Engine API through bollard: inspect, build (classic builder or BuildKit, streaming
+//! the log), push (with the pushed digest), pull from the suite's registry, tag, remove, the
+//! engine's version and where it keeps its data (for the free-disk check). Blocking methods over
+//! a private tokio runtime; every long call takes a deadline and the cancel token, and dropping
+//! the stream cancels the engine's work.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -10,14 +11,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bollard::Docker;
+use bollard::models::BuildInfoAux;
 use bollard::query_parameters::{
-    BuildImageOptions, CreateImageOptions, PushImageOptions, RemoveImageOptions,
+    BuildImageOptions, BuilderVersion, CreateImageOptions, PushImageOptions, RemoveImageOptions,
 };
 use futures_util::StreamExt;
 
 use super::ImagesError;
 use super::auth::Credentials;
+use super::dockerfile::BuilderKind;
 use super::reference::ImageName;
+use super::trace::{TraceLog, TraceStatus, TraceText, TraceUpdate, TraceVertex, TraceWarning};
 use crate::CancelToken;
 
 /// Short calls (inspect, info, remove) give up after this.
@@ -44,6 +48,7 @@ pub struct BuildRequest {
     pub labels: BTreeMap<String, String>,
     /// `None`: the engine's default network for RUN steps; `Some("none")` for untrusted code.
     pub network: Option<String>,
+    pub builder: BuilderKind,
 }
 
 /// How a build (or push, or pull) ended when it was not cancelled.
@@ -58,6 +63,8 @@ pub enum StreamEnd<T> {
 pub struct Engine {
     docker: Docker,
     runtime: tokio::runtime::Runtime,
+    /// `docker version`'s server version, asked once.
+    version: std::sync::OnceLock<Option<String>>,
 }
 
 impl Engine {
@@ -73,7 +80,11 @@ impl Engine {
         let docker = Docker::connect_with_defaults()
             .map_err(|e| ImagesError::Engine(e.to_string()))?
             .with_timeout(Duration::from_secs(7 * 24 * 3600));
-        let engine = Engine { docker, runtime };
+        let engine = Engine {
+            docker,
+            runtime,
+            version: std::sync::OnceLock::new(),
+        };
         engine
             .short(engine.docker.ping())?
             .map_err(|e| ImagesError::Engine(e.to_string()))?;
@@ -116,6 +127,19 @@ impl Engine {
         Ok(info.docker_root_dir.map(PathBuf::from))
     }
 
+    /// The engine's version (`docker version`'s server version, e.g. `20.10.24`); `None` when
+    /// the engine does not say.
+    pub fn server_version(&self) -> Result<Option<String>, ImagesError> {
+        if let Some(version) = self.version.get() {
+            return Ok(version.clone());
+        }
+        let version = self
+            .short(self.docker.version())?
+            .map_err(|e| ImagesError::Engine(e.to_string()))?
+            .version;
+        Ok(self.version.get_or_init(|| version).clone())
+    }
+
     /// Removes an image by reference (its tag; layers other images use stay).
     pub fn remove(&self, reference: &str) -> Result<(), ImagesError> {
         let options = RemoveImageOptions {
@@ -142,6 +166,9 @@ impl Engine {
         deadline: Instant,
         cancel: &CancelToken,
     ) -> Result<StreamEnd<()>, ImagesError> {
+        if request.builder == BuilderKind::BuildKit {
+            return self.build_with_buildkit(request, log, on_line, deadline, cancel);
+        }
         let mut log_file = open_log(log)?;
         let options = BuildImageOptions {
             dockerfile: request.dockerfile.clone(),
@@ -192,6 +219,104 @@ impl Engine {
             }
         });
         let _ = log_file.flush();
+        result
+    }
+
+    /// [`Engine::build`] with BuildKit (`version=2`), through bollard's `buildkit` feature: it
+    /// opens the client session BuildKit builds require (`/session`, gRPC; it answers the
+    /// engine's questions, e.g. registry credentials) and decodes the progress, which the engine
+    /// sends as base64 protobuf (`moby.buildkit.trace`), into `StatusResponse`s; [`TraceText`]
+    /// writes them as `docker build --progress=plain` does. Labels come from the Dockerfile's
+    /// LABEL line as with the classic builder; `forcerm` has no meaning here (BuildKit leaves no
+    /// step containers).
+    fn build_with_buildkit(
+        &self,
+        request: BuildRequest,
+        log: &Path,
+        on_line: &(dyn Fn(&str) + Sync),
+        deadline: Instant,
+        cancel: &CancelToken,
+    ) -> Result<StreamEnd<()>, ImagesError> {
+        let mut log_file = open_log(log)?;
+        let _ = writeln!(log_file, "BuildKit build of {}", request.tag);
+        // A runtime and a client of its own, shut down when the build ends: bollard serves the
+        // session on a connection task it spawns and never stops, and the engine keeps a
+        // session until its client hangs up, so on the shared runtime every build would leave a
+        // session and its connection open for the life of the process. Shutting the runtime down
+        // closes them (and, on Ctrl-C or a timeout, the build's stream too: the engine cancels).
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .map_err(|e| ImagesError::io("cannot start the async runtime", e))?;
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| ImagesError::Engine(e.to_string()))?
+            .with_timeout(Duration::from_secs(7 * 24 * 3600));
+        let options = BuildImageOptions {
+            dockerfile: request.dockerfile.clone(),
+            t: Some(request.tag.clone()),
+            buildargs: Some(request.args.clone().into_iter().collect::<HashMap<_, _>>()),
+            labels: Some(
+                request
+                    .labels
+                    .clone()
+                    .into_iter()
+                    .collect::<HashMap<_, _>>(),
+            ),
+            networkmode: request.network.clone(),
+            version: BuilderVersion::BuilderBuildKit,
+            session: Some(session_id()),
+            ..Default::default()
+        };
+        let body = bollard::body_full(bytes::Bytes::from(request.context));
+        let stream = docker.build_image(options, None, Some(body));
+        let mut trace = TraceText::new();
+        let emit = |lines: Vec<String>, log_file: &mut File| {
+            for line in lines {
+                let _ = writeln!(log_file, "{line}");
+                on_line(&line);
+            }
+        };
+        let result = drive_on(&runtime, stream, deadline, cancel, |item| match item {
+            Ok(info) => {
+                match &info.aux {
+                    Some(BuildInfoAux::BuildKit(status)) => {
+                        emit(trace.push(&trace_update(status)), &mut log_file)
+                    }
+                    Some(BuildInfoAux::Default(image)) => {
+                        if let Some(id) = &image.id {
+                            let _ = writeln!(log_file, "image {id}");
+                        }
+                    }
+                    None => {}
+                }
+                if let Some(text) = info.stream.as_deref().or(info.status.as_deref()) {
+                    emit(
+                        text.lines()
+                            .map(str::trim_end)
+                            .filter(|l| !l.is_empty())
+                            .map(String::from)
+                            .collect(),
+                        &mut log_file,
+                    );
+                }
+                None
+            }
+            Err(bollard::errors::Error::DockerStreamError { error }) => {
+                emit(trace.finish(), &mut log_file);
+                let _ = writeln!(log_file, "{error}");
+                Some(error)
+            }
+            Err(other) => {
+                emit(trace.finish(), &mut log_file);
+                let message = other.to_string();
+                let _ = writeln!(log_file, "{message}");
+                Some(message)
+            }
+        });
+        emit(trace.finish(), &mut log_file);
+        let _ = log_file.flush();
+        runtime.shutdown_background();
         result
     }
 
@@ -447,35 +572,111 @@ impl Engine {
         stream: S,
         deadline: Instant,
         cancel: &CancelToken,
-        mut on_item: impl FnMut(T) -> Option<String>,
+        on_item: impl FnMut(T) -> Option<String>,
     ) -> Result<StreamEnd<()>, ImagesError>
     where
         S: futures_util::Stream<Item = T>,
     {
-        self.runtime.block_on(async move {
-            let mut stream = std::pin::pin!(stream);
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            loop {
-                tokio::select! {
-                    item = stream.next() => match item {
-                        None => return Ok(StreamEnd::Done(())),
-                        Some(item) => {
-                            if let Some(error) = on_item(item) {
-                                return Ok(StreamEnd::Failed(error));
-                            }
+        drive_on(&self.runtime, stream, deadline, cancel, on_item)
+    }
+}
+
+/// [`Engine::drive`] on `runtime`.
+fn drive_on<S, T>(
+    runtime: &tokio::runtime::Runtime,
+    stream: S,
+    deadline: Instant,
+    cancel: &CancelToken,
+    mut on_item: impl FnMut(T) -> Option<String>,
+) -> Result<StreamEnd<()>, ImagesError>
+where
+    S: futures_util::Stream<Item = T>,
+{
+    runtime.block_on(async move {
+        let mut stream = std::pin::pin!(stream);
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            tokio::select! {
+                item = stream.next() => match item {
+                    None => return Ok(StreamEnd::Done(())),
+                    Some(item) => {
+                        if let Some(error) = on_item(item) {
+                            return Ok(StreamEnd::Failed(error));
                         }
-                    },
-                    _ = tick.tick() => {
-                        if cancel.is_cancelled() {
-                            return Err(ImagesError::Cancelled);
-                        }
-                        if Instant::now() >= deadline {
-                            return Ok(StreamEnd::TimedOut);
-                        }
+                    }
+                },
+                _ = tick.tick() => {
+                    if cancel.is_cancelled() {
+                        return Err(ImagesError::Cancelled);
+                    }
+                    if Instant::now() >= deadline {
+                        return Ok(StreamEnd::TimedOut);
                     }
                 }
             }
-        })
+        }
+    })
+}
+
+/// A BuildKit session id: unique per build (the engine keys the build's session by it).
+fn session_id() -> String {
+    use sha2::{Digest as _, Sha256};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = format!(
+        "{}-{:?}-{}",
+        std::process::id(),
+        std::time::SystemTime::now(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let hex = hex_of(&Sha256::digest(seed.as_bytes()));
+    format!("perfarena-{}", &hex[..25])
+}
+
+/// bollard's decoded `StatusResponse` as the plain structs [`TraceText`] reads.
+fn trace_update(status: &bollard::moby::buildkit::v1::StatusResponse) -> TraceUpdate {
+    let seconds = |seconds: i64, nanos: i32| seconds as f64 + f64::from(nanos) / 1e9;
+    TraceUpdate {
+        vertexes: status
+            .vertexes
+            .iter()
+            .map(|v| TraceVertex {
+                digest: v.digest.clone(),
+                name: v.name.clone(),
+                cached: v.cached,
+                started: v.started.as_ref().map(|t| seconds(t.seconds, t.nanos)),
+                completed: v.completed.as_ref().map(|t| seconds(t.seconds, t.nanos)),
+                error: v.error.clone(),
+            })
+            .collect(),
+        statuses: status
+            .statuses
+            .iter()
+            .map(|s| TraceStatus {
+                id: s.id.clone(),
+                vertex: s.vertex.clone(),
+                current: s.current,
+                total: s.total,
+                completed: s.completed.is_some(),
+            })
+            .collect(),
+        logs: status
+            .logs
+            .iter()
+            .map(|l| TraceLog {
+                vertex: l.vertex.clone(),
+                time: l.timestamp.as_ref().map(|t| seconds(t.seconds, t.nanos)),
+                msg: l.msg.clone(),
+            })
+            .collect(),
+        warnings: status
+            .warnings
+            .iter()
+            .map(|w| TraceWarning {
+                vertex: w.vertex.clone(),
+                short: String::from_utf8_lossy(&w.short).into_owned(),
+            })
+            .collect(),
     }
 }
 

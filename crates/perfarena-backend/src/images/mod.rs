@@ -7,18 +7,24 @@
 //! - [`engine`]: the Docker Engine API through bollard (inspect, build, tag, push, remove).
 //! - [`plan`]: pure planning: which image of which task, from which commit, with which build args,
 //!   in which order (`--dry-run` prints it).
-//! - [`context`]: build contexts exported from git at a commit (never the working tree).
+//! - [`context`]: build contexts exported from git at a commit (never the working tree), with a
+//!   one-commit `.git` when asked.
+//! - [`dockerfile`]: what only BuildKit reads in a Dockerfile: the builder to use, and heredocs
+//!   an old engine cannot parse.
+//! - [`trace`]: BuildKit's progress as `docker build --progress=plain` text.
 //! - [`signature`]: reading a failed build's log: out of memory, disk full, or another error.
 //! - [`builder`]: runs a plan: the retry ladder, timeouts, candidate layers, push and digest check.
 
 pub mod auth;
 pub mod builder;
 pub mod context;
+pub mod dockerfile;
 pub mod engine;
 pub mod plan;
 pub mod reference;
 pub mod registry;
 pub mod signature;
+pub mod trace;
 
 use serde::Serialize;
 

@@ -78,6 +78,10 @@ pub enum Recipe {
         /// The Dockerfile: a path in the repository at the commit (or, when absent there, next
         /// to the suite file).
         dockerfile: String,
+        /// The context holds a `.git` of the commit (`build.context_git`). Left out of the
+        /// recipe hash when false, so that images built before the setting keep theirs.
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        context_git: bool,
     },
     /// The baseline image plus the patch: one thin layer, or the rebuild step too.
     Candidate {
@@ -227,7 +231,10 @@ pub fn plan(
                 .get(&commit)
                 .unwrap_or(&dockerfile)
                 .clone();
-            let recipe = Recipe::Full { dockerfile };
+            let recipe = Recipe::Full {
+                dockerfile,
+                context_git: suite.build.context_git,
+            };
             let hash = recipe_hash(&recipe, &s.args, s.pre_build_patch.as_deref());
             ImageJob {
                 labels: job_labels(task, &variant, &commit, None, &hash),
@@ -460,6 +467,33 @@ mod tests {
         );
         // The recipe hash follows the recipe.
         assert_ne!(baseline_p.recipe_hash, human_1.recipe_hash);
+    }
+
+    #[test]
+    fn context_git_is_in_the_recipe_hash_only_when_set() {
+        let tasks = [task(C1, P)];
+        let plain = plan(&suite(""), &tasks, &[], &PlanOptions::default()).unwrap();
+        let mut with_git_suite = suite("");
+        with_git_suite.build.context_git = true;
+        let with_git = plan(&with_git_suite, &tasks, &[], &PlanOptions::default()).unwrap();
+        // Unset, the recipe serialises as before the setting existed: the same hashes.
+        let recipe = serde_json::to_value(&plain[0].recipe).unwrap();
+        assert_eq!(
+            recipe,
+            serde_json::json!({ "kind": "full", "dockerfile": "Dockerfile" })
+        );
+        assert!(matches!(
+            with_git[0].recipe,
+            Recipe::Full {
+                context_git: true,
+                ..
+            }
+        ));
+        assert_ne!(plain[0].recipe_hash, with_git[0].recipe_hash);
+        assert_ne!(
+            plain[0].labels[labels::RECIPE],
+            with_git[0].labels[labels::RECIPE]
+        );
     }
 
     #[test]

@@ -78,10 +78,15 @@ pub fn classify(log: &str, engine_error: &str) -> BuildFailure {
     }
 }
 
-/// The last line that looks like an error, other than the engine's "returned a non-zero code".
+/// The last line that looks like an error, other than the engine's "returned a non-zero code"
+/// (classic builder) or "executor failed running" / "did not complete successfully" (BuildKit,
+/// whose log repeats it as `#N ERROR: …`): the step's own error says more.
 fn error_line<'a>(lines: &[&'a str]) -> Option<&'a str> {
-    let is_engine_line =
-        |l: &str| l.contains("returned a non-zero code") || l.contains("executor failed running");
+    let is_engine_line = |l: &str| {
+        l.contains("returned a non-zero code")
+            || l.contains("executor failed running")
+            || l.contains("did not complete successfully")
+    };
     lines
         .iter()
         .rev()
@@ -169,6 +174,32 @@ mod tests {
             FailureKind::OutOfMemory,
             "gcc: fatal error: Killed",
             Some(1),
+        );
+    }
+
+    #[test]
+    fn buildkit_logs() {
+        // BuildKit's log (as TraceText writes it) repeats the engine's error on an ERROR line.
+        check(
+            "#5 [stage-0 2/2] RUN python3 build.py\n#5 0.120 Traceback (most recent call last):\n#5 0.121 ValueError: bad tile\n#5 ERROR: executor failed running [/bin/sh -c python3 build.py]: exit code: 1\n",
+            "executor failed running [/bin/sh -c python3 build.py]: exit code: 1",
+            FailureKind::Other,
+            "#5 0.121 ValueError: bad tile",
+            Some(1),
+        );
+        check(
+            "#5 [stage-0 2/2] RUN exit 3\n#5 ERROR: process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3\n",
+            "process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3",
+            FailureKind::Other,
+            "process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3",
+            Some(3),
+        );
+        check(
+            "#5 [stage-0 2/2] RUN make\n#5 ERROR: executor failed running [/bin/sh -c make]: exit code: 137\n",
+            "executor failed running [/bin/sh -c make]: exit code: 137",
+            FailureKind::OutOfMemory,
+            "executor failed running [/bin/sh -c make]: exit code: 137",
+            Some(137),
         );
     }
 

@@ -118,6 +118,7 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
             min_max_jobs: suite.build.min_max_jobs,
             min_free_disk_gib: suite.build.min_free_disk_gib,
             push: !args.no_push,
+            builder: suite.build.builder,
         },
         cancel: cancel.clone(),
     };
@@ -227,8 +228,23 @@ fn print_plan(jobs: &[ImageJob], suite: &perfarena_core::Suite, push: bool) {
             continue;
         }
         match &job.recipe {
-            Recipe::Full { dockerfile } => {
-                println!("     docker build of the commit (git export), Dockerfile {dockerfile}")
+            Recipe::Full {
+                dockerfile,
+                context_git,
+            } => {
+                let export = if *context_git {
+                    "git export with a one-commit .git"
+                } else {
+                    "git export"
+                };
+                let builder = match suite.build.builder {
+                    // Decided per Dockerfile at build time (it is read from the commit).
+                    perfarena_core::suite::BuilderChoice::Auto => String::new(),
+                    other => format!(", builder {}", other.as_str()),
+                };
+                println!(
+                    "     docker build of the commit ({export}), Dockerfile {dockerfile}{builder}"
+                )
             }
             Recipe::Candidate {
                 base_image,
