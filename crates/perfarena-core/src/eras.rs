@@ -49,6 +49,11 @@ pub struct Era {
     /// Override of `build.dockerfile` for images of commits in this era.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dockerfile: Option<String>,
+    /// Build arguments for images of commits in this era (checked at the commit built), over
+    /// `build.args` and under a commit's `[build.overrides]`. `{commit}` in a value is the full
+    /// hash of the commit built (e.g. vLLM's `VLLM_MERGE_BASE_COMMIT = "{commit}"`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub build_args: std::collections::BTreeMap<String, String>,
 }
 
 /// What is known about a task when its era is chosen.
@@ -164,6 +169,25 @@ pub fn dockerfile(eras: &[Era], default: &str, facts: &Facts) -> String {
         .unwrap_or_else(|| default.to_string())
 }
 
+/// The build arguments the eras add for an image of `commit`: those of the first matching era
+/// that sets any, `{commit}` filled in; empty when none matches.
+pub fn build_args(
+    eras: &[Era],
+    facts: &Facts,
+    commit: &str,
+) -> std::collections::BTreeMap<String, String> {
+    eras.iter()
+        .filter(|era| !era.build_args.is_empty())
+        .find(|era| matches(era, facts).is_some())
+        .map(|era| {
+            era.build_args
+                .iter()
+                .map(|(k, v)| (k.clone(), v.replace("{commit}", commit)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The `YYYY-MM-DD` prefix of a date, when it has one.
 pub fn day(text: &str) -> Option<&str> {
     let prefix = text.trim().get(..10)?;
@@ -240,14 +264,25 @@ pub fn validate(eras: &[Era]) -> Result<(), (String, String)> {
                     .map_err(|e| (at(key), e.to_string()))?;
             }
         }
-        if !era.overrides_commands() && era.dockerfile.is_none() {
+        if !era.overrides_commands() && era.dockerfile.is_none() && era.build_args.is_empty() {
             return Err((
                 at("name"),
                 format!(
-                    "era {:?} overrides nothing: set setup, server, client, readiness_url or dockerfile",
+                    "era {:?} overrides nothing: set setup, server, client, readiness_url, dockerfile or build_args",
                     era.name
                 ),
             ));
+        }
+        for (key, value) in &era.build_args {
+            let rest = value.replace("{commit}", "");
+            if key.trim().is_empty() || rest.contains('{') || rest.contains('}') {
+                return Err((
+                    at(&format!("build_args.{key}")),
+                    format!(
+                        "{value:?}: a build argument may use only {{commit}} (the commit built)"
+                    ),
+                ));
+            }
         }
         if let Some(dockerfile) = &era.dockerfile {
             if dockerfile.trim().is_empty() {
@@ -422,6 +457,7 @@ server = "pkg serve {model} --port {port}"
             client: None,
             readiness_url: None,
             dockerfile: None,
+            build_args: Default::default(),
         }
     }
 
@@ -541,5 +577,52 @@ server = "pkg serve {model} --port {port}"
         }
         assert!(suite(ERAS).bench.eras.len() == 3);
         assert!(Suite::defaults().bench.eras.is_empty());
+    }
+
+    #[test]
+    fn build_args_come_from_the_first_matching_era_that_sets_them() {
+        let suite = suite(
+            r#"
+[[bench.eras]]
+name = "cli"
+when_exists = "pkg/benchmarks/serve.py"
+server = "pkg serve {model} --port {port}"
+
+[[bench.eras]]
+name = "wheel"
+since = "2025-12-19"
+build_args = { USE_PRECOMPILED = "1", MERGE_BASE = "{commit}" }
+
+[[bench.eras]]
+name = "old-wheel"
+since = "2025-01-01"
+build_args = { USE_PRECOMPILED = "0" }
+"#,
+        );
+        let exists = |_: &str| true;
+        let facts = |date: &str| Facts {
+            exists: &exists,
+            date: Some(date.into()),
+            kind: BenchKind::Serving,
+        };
+        let args = build_args(&suite.bench.eras, &facts("2026-01-05"), "abc123");
+        assert_eq!(args.get("MERGE_BASE").map(String::as_str), Some("abc123"));
+        assert_eq!(args.get("USE_PRECOMPILED").map(String::as_str), Some("1"));
+        let args = build_args(&suite.bench.eras, &facts("2025-06-01"), "abc123");
+        assert_eq!(args.len(), 1);
+        assert_eq!(args["USE_PRECOMPILED"], "0");
+        assert!(build_args(&suite.bench.eras, &facts("2024-06-01"), "abc").is_empty());
+        // A build-args era overrides no command.
+        assert_eq!(
+            commands(&suite.bench, &facts("2026-01-05")).era.as_deref(),
+            Some("cli")
+        );
+        let bad = Suite::from_toml_str(
+            "[[bench.eras]]\nname = \"w\"\nsince = \"2025-01-01\"\nbuild_args = { X = \"{parent}\" }\n",
+            "s.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("bench.eras[0].build_args.X"), "{bad}");
     }
 }

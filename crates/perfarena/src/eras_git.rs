@@ -49,11 +49,21 @@ pub fn commands(suite: &Suite, repo: Option<&GitRepo>, task: &Task) -> BenchComm
     eras::commands(&suite.bench, &facts)
 }
 
-/// The Dockerfile of every commit the tasks' images are built from (their commits and parents),
-/// where the eras choose one other than `build.dockerfile`.
-pub fn dockerfiles(suite: &Suite, repo: &GitRepo, tasks: &[Task]) -> BTreeMap<CommitId, String> {
-    let mut out = BTreeMap::new();
-    if !suite.bench.eras.iter().any(|e| e.dockerfile.is_some()) {
+/// What the eras set for the images of the tasks (built from their commits and parents): the
+/// Dockerfile where it is not `build.dockerfile`, and the eras' build arguments.
+#[derive(Debug, Default)]
+pub struct EraBuilds {
+    pub dockerfiles: BTreeMap<CommitId, String>,
+    pub args: BTreeMap<CommitId, BTreeMap<String, String>>,
+}
+
+pub fn builds(suite: &Suite, repo: &GitRepo, tasks: &[Task]) -> EraBuilds {
+    let mut out = EraBuilds::default();
+    let eras = &suite.bench.eras;
+    if !eras
+        .iter()
+        .any(|e| e.dockerfile.is_some() || !e.build_args.is_empty())
+    {
         return out;
     }
     for task in tasks {
@@ -65,9 +75,13 @@ pub fn dockerfiles(suite: &Suite, repo: &GitRepo, tasks: &[Task]) -> BTreeMap<Co
                 date: date.clone(),
                 kind: task.bench_kind(),
             };
-            let dockerfile = eras::dockerfile(&suite.bench.eras, &suite.build.dockerfile, &facts);
+            let dockerfile = eras::dockerfile(eras, &suite.build.dockerfile, &facts);
             if dockerfile != suite.build.dockerfile {
-                out.insert(commit.clone(), dockerfile);
+                out.dockerfiles.insert(commit.clone(), dockerfile);
+            }
+            let args = eras::build_args(eras, &facts, commit.as_str());
+            if !args.is_empty() {
+                out.args.insert(commit.clone(), args);
             }
         }
     }

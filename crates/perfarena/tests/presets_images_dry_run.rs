@@ -255,3 +255,69 @@ fn the_dry_run_shows_per_task_build_args_dockerfile_and_commands_by_era() {
     let redacted = stdout.replace(&project.display().to_string(), "[project]");
     insta::assert_snapshot!("vllm_dry_run", redacted);
 }
+
+/// The preset's opt-in `precompiled-wheel` era, uncommented: images of a commit dated from
+/// 2025-12-19 get VLLM_USE_PRECOMPILED and the wheel of exactly the commit built; older ones not.
+#[test]
+fn the_precompiled_wheel_era_builds_each_commit_on_its_own_wheel() {
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path().join("project");
+    let repo = project.join("vllm");
+    let tasks = vllm_like_history(&repo);
+    write(&repo, "vllm/engine.py", "BLOCK = 64\n");
+    let recent = commit(&repo, "2026-01-10T12:00:00Z", "[Perf] even bigger blocks");
+    let parent = git(&repo, "2026-01-10T12:00:00Z", &["rev-parse", "HEAD^"]);
+
+    let init = common::perfarena(&project, &["init", "--preset", "vllm"]);
+    assert!(init.status.success(), "{}", common::stderr(&init));
+    let suite = std::fs::read_to_string(project.join("perfarena.toml")).unwrap();
+    let commented = "# [[bench.eras]]\n# name = \"precompiled-wheel\"\n# since = \"2025-12-19\"\n# build_args = { VLLM_USE_PRECOMPILED = \"1\", VLLM_MERGE_BASE_COMMIT = \"{commit}\" }\n";
+    assert!(
+        suite.contains(commented),
+        "the preset ships the era commented out"
+    );
+    let enabled = commented.replace("# ", "");
+    std::fs::write(
+        project.join("perfarena.toml"),
+        suite.replace(commented, &enabled),
+    )
+    .unwrap();
+    let rows = [
+        serde_json::json!({"commit_hash": recent, "models": ["m"], "has_serving": true, "pr_date": "2026-01-10"}),
+        serde_json::json!({"commit_hash": tasks[2], "models": ["m"], "has_serving": true, "pr_date": "2025-04-20"}),
+    ];
+    let list: String = rows.iter().map(|r| format!("{r}\n")).collect();
+    let list_file = project.join("tasks.jsonl");
+    std::fs::write(&list_file, list).unwrap();
+    let import = common::perfarena(&project, &["tasks", "import", list_file.to_str().unwrap()]);
+    assert!(import.status.success(), "{}", common::stderr(&import));
+    let out = common::perfarena(
+        &project,
+        &["images", "build", "--all", "--dry-run", "--no-push"],
+    );
+    let stdout = common::stdout(&out);
+    assert!(out.status.success(), "{}\n{stdout}", common::stderr(&out));
+    let block = |image_part: &str| -> String {
+        let start = stdout
+            .find(image_part)
+            .unwrap_or_else(|| panic!("{image_part} in {stdout}"));
+        stdout[start..]
+            .lines()
+            .take(8)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let human = block(&format!("vllm:{}", recent));
+    assert!(
+        human.contains("VLLM_USE_PRECOMPILED=1")
+            && human.contains(&format!("VLLM_MERGE_BASE_COMMIT={recent}")),
+        "{human}"
+    );
+    let baseline = block(&format!("vllm:baseline-{}", &parent[..12]));
+    assert!(
+        baseline.contains(&format!("VLLM_MERGE_BASE_COMMIT={parent}")),
+        "the baseline is built on its own commit's wheel: {baseline}"
+    );
+    let older = block(&format!("vllm:{}", tasks[2]));
+    assert!(!older.contains("VLLM_USE_PRECOMPILED"), "{older}");
+}

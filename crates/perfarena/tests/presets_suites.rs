@@ -205,9 +205,9 @@ fn vllm_eras_over_a_synthetic_history() {
             kind: Serving,
         },
         Point {
-            label: "2024-06 random dataset, no vllm serve yet",
+            label: "2024-07 random dataset (merged 2024-07-08), no vllm serve yet",
             files: &["Dockerfile", "setup.py", "benchmarks/benchmark_serving.py"],
-            date: Some("2024-06-05"),
+            date: Some("2024-07-10"),
             kind: Serving,
         },
         Point {

@@ -67,6 +67,9 @@ pub struct PlanOptions {
     /// The Dockerfile of commits whose era (`[[bench.eras]]` with `dockerfile`) differs from
     /// `build.dockerfile`; resolved with git by the caller.
     pub dockerfiles: BTreeMap<CommitId, String>,
+    /// Build arguments the eras (`[[bench.eras]]` with `build_args`) set for a commit's images,
+    /// over `build.args` and under the commit's `[build.overrides]`.
+    pub era_args: BTreeMap<CommitId, BTreeMap<String, String>>,
 }
 
 /// How an image is made.
@@ -165,6 +168,9 @@ struct Settings {
 
 fn settings(suite: &Suite, commit: &CommitId, options: &PlanOptions) -> Settings {
     let mut args = suite.build.args.clone();
+    if let Some(era_args) = options.era_args.get(commit) {
+        args.extend(era_args.clone());
+    }
     let over = suite.build_override(commit.as_str());
     if let Some(over) = over {
         args.extend(over.args.clone());
@@ -522,5 +528,44 @@ mod tests {
             let got: Vec<String> = jobs.iter().map(|j| j.variant.to_string()).collect();
             assert_eq!(got, expected);
         }
+    }
+
+    #[test]
+    fn era_args_sit_between_the_suite_args_and_a_commit_override() {
+        let tasks = [task(C1, P)];
+        let extra = "[build.overrides.\"1111111\"]\nargs = { nvcc_threads = \"1\" }\n";
+        let mut era_args = BTreeMap::new();
+        for commit in [C1, P] {
+            era_args.insert(
+                CommitId::parse(commit).unwrap(),
+                BTreeMap::from([
+                    ("nvcc_threads".to_string(), "4".to_string()),
+                    ("WHEEL_COMMIT".to_string(), commit.to_string()),
+                ]),
+            );
+        }
+        let options = PlanOptions {
+            era_args,
+            ..Default::default()
+        };
+        let jobs = plan(&suite(extra), &tasks, &[], &options).unwrap();
+        let human = jobs
+            .iter()
+            .find(|j| j.variant == VariantKind::Human)
+            .unwrap();
+        let baseline = jobs
+            .iter()
+            .find(|j| j.variant == VariantKind::Baseline)
+            .unwrap();
+        // The override (for C1 only) wins over the era; the era over build.args.
+        assert_eq!(human.args["nvcc_threads"], "1");
+        assert_eq!(baseline.args["nvcc_threads"], "4");
+        assert_eq!(human.args["WHEEL_COMMIT"], C1);
+        assert_eq!(baseline.args["WHEEL_COMMIT"], P);
+        let plain = plan(&suite(extra), &tasks, &[], &PlanOptions::default()).unwrap();
+        assert_ne!(
+            plain[1].recipe_hash, baseline.recipe_hash,
+            "era args are part of the recipe"
+        );
     }
 }

@@ -69,10 +69,12 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
     if args.variant == Some(VariantArg::Candidates) && candidates.is_empty() {
         bail!("--variant candidates: no candidate patches: pass --candidates NAME=PATCH");
     }
+    let era_builds = crate::eras_git::builds(&suite, &repo, &tasks);
     let options = PlanOptions {
         variants: VariantArg::filter(args.variant),
         max_jobs: args.max_jobs,
-        dockerfiles: crate::eras_git::dockerfiles(&suite, &repo, &tasks),
+        dockerfiles: era_builds.dockerfiles,
+        era_args: era_builds.args,
     };
     let jobs = plan(&suite, &tasks, &candidates, &options)?;
 
