@@ -1,6 +1,6 @@
 //! The slurm backend against real Slurm daemons (`scripts/slurm-env.sh up`: one node on
 //! 127.0.0.1 with two fake GPUs as GRES): a job Slurm forgot is submitted once more (and only
-//! once), `--gres=gpu:1` reaches the job, orphaned jobs of dead perfarena processes are swept, and
+//! once; likewise a round job or array task), `--gres=gpu:1` reaches the job, orphaned jobs of dead perfarena processes are swept, and
 //! image builds run as a job array with a concurrency cap.
 //!
 //! Without Slurm these tests fail with what to run, unless PERFARENA_SKIP_SLURM=1.
@@ -15,7 +15,7 @@ use perfarena_backend::slurm::builds::{BuildPlan, run_builds};
 use perfarena_backend::slurm::{
     JobKey, JobLedger, MemoryLedger, SlurmBackend, SlurmOptions, project_label,
 };
-use perfarena_backend::{AttemptSpec, Backend, CancelToken, Prepared, ReadinessSpec};
+use perfarena_backend::{AttemptSpec, Backend, CancelToken, Prepared, ReadinessSpec, RoundSpec};
 use perfarena_core::events::{Event, EventSink};
 use perfarena_core::suite::{ReadinessKind, SlurmSection};
 use perfarena_core::{AttemptStatus, CommitId, RunId, Suite, VariantKind};
@@ -345,4 +345,104 @@ fn builds_run_as_a_job_array_with_a_cap() {
         "{}",
         outcomes[1].message
     );
+}
+
+/// A round of two attempts (baseline, human), as the runner hands it over.
+fn round_specs(fx: &Fixture, run: &str, client: &str) -> Vec<AttemptSpec> {
+    [VariantKind::Baseline, VariantKind::Human]
+        .into_iter()
+        .map(|variant| {
+            let mut spec = spec(fx, run, client);
+            spec.attempt_dir = fx.root.join(format!("attempt-{}", variant.dir_name()));
+            spec.variant = variant;
+            spec
+        })
+        .collect()
+}
+
+fn round_key(run: &str, variant: VariantKind) -> JobKey {
+    JobKey {
+        variant,
+        ..key(run)
+    }
+}
+
+#[test]
+fn a_vanished_array_task_of_a_round_is_submitted_once_more() {
+    if !slurm_ready() {
+        return;
+    }
+    let fx = fixture();
+    let ledger = MemoryLedger::default();
+    // Both attempts of the round name an array task Slurm has never heard of.
+    for variant in [VariantKind::Baseline, VariantKind::Human] {
+        ledger
+            .record(&round_key("rvanish", variant), "99999003_1", "submitted")
+            .unwrap();
+    }
+    let backend = backend(&fx, settings(|_| {}), Box::new(ledger));
+    let events = Events::default();
+    let specs = round_specs(&fx, "rvanish", "echo \"value: $PA_TEST_VALUE\"");
+    let prepared = prepared(&fx);
+    let round = RoundSpec {
+        task: specs[0].task.clone(),
+        round_idx: 0,
+        attempts: specs.iter().map(|s| (s.clone(), &prepared)).collect(),
+    };
+    let outcomes = backend
+        .run_rounds(std::slice::from_ref(&round), &events)
+        .unwrap();
+    let messages = events.messages();
+    assert!(
+        messages.contains("re-attached to slurm job 99999003_1"),
+        "{messages}"
+    );
+    assert!(
+        messages.contains("vanished without a result; submitting it once more"),
+        "{messages}"
+    );
+    assert_eq!(outcomes.len(), 1);
+    let ids: Vec<String> = specs
+        .iter()
+        .map(|s| std::fs::read_to_string(s.attempt_dir.join("job.id")).unwrap())
+        .collect();
+    for (outcome, spec) in outcomes[0].iter().zip(&specs) {
+        let outcome = outcome.as_ref().unwrap();
+        assert_eq!(outcome.status, AttemptStatus::Ok, "{outcome:?}");
+        let client = std::fs::read_to_string(&outcome.client_log).unwrap();
+        assert!(client.contains("value: it's here"), "{client}");
+        assert!(spec.attempt_dir.join("round.sh").exists());
+    }
+    assert_eq!(ids[0], ids[1], "one new job for the whole round");
+    assert_ne!(ids[0].trim(), "99999003_1");
+}
+
+#[test]
+fn a_round_whose_job_vanishes_twice_is_an_infra_error_for_each_attempt() {
+    if !slurm_ready() {
+        return;
+    }
+    let fx = fixture();
+    let ledger = MemoryLedger::default();
+    for variant in [VariantKind::Baseline, VariantKind::Human] {
+        ledger
+            .record(&round_key("rvanish2", variant), "99999004", "rerun")
+            .unwrap();
+    }
+    let backend = backend(&fx, settings(|_| {}), Box::new(ledger));
+    let specs = round_specs(&fx, "rvanish2", "true");
+    let prepared = prepared(&fx);
+    let round = RoundSpec {
+        task: specs[0].task.clone(),
+        round_idx: 0,
+        attempts: specs.iter().map(|s| (s.clone(), &prepared)).collect(),
+    };
+    let outcomes = backend
+        .run_rounds(std::slice::from_ref(&round), &Events::default())
+        .unwrap();
+    for outcome in &outcomes[0] {
+        let outcome = outcome.as_ref().unwrap();
+        assert_eq!(outcome.status, AttemptStatus::InfraError, "{outcome:?}");
+        assert!(outcome.message.contains("vanished"), "{}", outcome.message);
+    }
 }

@@ -97,24 +97,21 @@ impl SlurmBackend {
                 ready_seen: vec![false; round.attempts.len()],
             };
             self.reattach(&mut job, events)?;
-            for (spec, prepared) in &round.attempts {
+            for (spec, _) in &round.attempts {
                 fs::create_dir_all(&spec.attempt_dir).map_err(|e| {
                     BackendError::io(format!("cannot create {}", spec.attempt_dir.display()), e)
                 })?;
-                let job_root = self.job_root(spec);
                 if job.job_id.is_some() {
                     // The job runs these very scripts: rewriting them under a running shell
-                    // would change what it reads next; keep copies instead.
+                    // would change what it reads next; keep copies instead. (Rounds submitted
+                    // now get theirs written at submission.)
+                    let job_root = self.job_root(spec);
                     copy_if_present(&job_root.join("job.sh"), &spec.attempt_dir.join("job.sh"))?;
                     copy_if_present(
                         &job.dir.join("round.sh"),
                         &spec.attempt_dir.join("round.sh"),
                     )?;
-                    continue;
                 }
-                let text = self.attempt_script(spec, prepared, &job_root)?.render();
-                write_script(&spec.attempt_dir.join("job.sh"), &text)?;
-                write_script(&job_root.join("job.sh"), &text)?;
             }
             jobs.push(job);
         }
@@ -233,6 +230,15 @@ impl SlurmBackend {
         job: &RoundJob<'_, '_>,
     ) -> Result<(PathBuf, JobHeader), BackendError> {
         let pending = job.pending();
+        // Each attempt's own script, next to its status file; no job runs it now (a fresh
+        // round, or one whose job vanished).
+        for i in &pending {
+            let (spec, prepared) = &job.round.attempts[*i];
+            let job_root = self.job_root(spec);
+            let text = self.attempt_script(spec, prepared, &job_root)?.render();
+            write_script(&spec.attempt_dir.join("job.sh"), &text)?;
+            write_script(&job_root.join("job.sh"), &text)?;
+        }
         let header = JobHeader::from_settings(
             self.settings(),
             format!("pa-{}-r{}", job.round.task.short(12), job.round.round_idx),
