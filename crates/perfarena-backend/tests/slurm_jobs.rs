@@ -112,6 +112,8 @@ fn backend(fx: &Fixture, settings: SlurmSection, ledger: Box<dyn JobLedger>) -> 
         repo: Some(GitRepo::open(&fx.root).unwrap()),
         state_dir: fx.root.join(".perfarena"),
         log_root: fx.root.join("shared-logs"),
+        secrets: Vec::new(),
+        secrets_section: Suite::defaults().secrets,
     };
     SlurmBackend::new(options, ledger).unwrap()
 }

@@ -30,6 +30,14 @@ impl Ctx {
     }
 
     /// The suite: the user's file over the defaults; the defaults alone when there is no file.
+    /// The suite file's directory: relative paths in the suite are resolved against it.
+    pub fn suite_dir(&self) -> PathBuf {
+        match self.suite_path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
     pub fn suite(&self) -> Result<Suite> {
         if !self.suite_path.exists() {
             return Ok(Suite::defaults());

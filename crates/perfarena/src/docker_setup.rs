@@ -13,11 +13,7 @@ use crate::context::Ctx;
 
 /// The docker backend for this project and suite.
 pub fn docker_backend(ctx: &Ctx, suite: &Suite, repo: Option<GitRepo>) -> Result<DockerBackend> {
-    let suite_dir = ctx
-        .suite_path
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default();
+    let suite_dir = ctx.suite_dir();
     let harness = match suite.docker.harness_from() {
         HarnessFrom::Image => HarnessSource::Image,
         HarnessFrom::Dir(dir) => HarnessSource::Dir(suite_dir.join(dir)),

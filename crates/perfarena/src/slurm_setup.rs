@@ -15,6 +15,8 @@ use perfarena_backend::slurm::{
 use perfarena_core::Suite;
 use perfarena_store::{JobRecord, Store};
 
+use perfarena_backend::docker::resolve_secrets;
+
 use crate::context::{Ctx, now};
 
 /// The store as the slurm backend's ledger (its own connection: the runner holds another).
@@ -81,16 +83,7 @@ pub fn log_root(ctx: &Ctx, suite: &Suite) -> PathBuf {
     if dir.is_empty() {
         return ctx.state_dir.join("slurm");
     }
-    let base = ctx
-        .suite_path
-        .parent()
-        .map(|p| p.to_path_buf())
-        .unwrap_or_default();
-    let base = if base.as_os_str().is_empty() {
-        PathBuf::from(".")
-    } else {
-        base
-    };
+    let base = ctx.suite_dir();
     let path = base.join(dir);
     std::path::absolute(&path).unwrap_or(path)
 }
@@ -110,6 +103,9 @@ pub fn slurm_backend(ctx: &Ctx, suite: &Suite, repo: Option<GitRepo>) -> Result<
         repo,
         state_dir,
         log_root,
+        secrets: resolve_secrets(&suite.secrets, &ctx.suite_dir())
+            .map_err(|e| anyhow::anyhow!("{}: {e}", ctx.suite_path.display()))?,
+        secrets_section: suite.secrets.clone(),
     };
     let ledger = StoreLedger::open(ctx)?;
     SlurmBackend::new(options, Box::new(ledger))

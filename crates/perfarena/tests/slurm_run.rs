@@ -537,6 +537,85 @@ fn the_setup_step_runs_as_a_job_on_the_node() {
     );
 }
 
+/// Every file under `dir` whose bytes contain `needle`.
+fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            if let Ok(entries) = std::fs::read_dir(&path) {
+                stack.extend(entries.flatten().map(|e| e.path()));
+            }
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn secrets_reach_allowed_variants_and_never_the_disk() {
+    if !slurm_ready() {
+        return;
+    }
+    let (_tmp, dir) = toy_project();
+    add_to_suite(
+        &dir,
+        "[slurm]\npoll_interval_ms = 200\n[secrets.vars]\nPA_TEST_TOKEN = { env = \"PA_TEST_TOKEN_SRC\" }\n",
+    );
+    set_bench(
+        &dir,
+        "client",
+        "\"echo token=${PA_TEST_TOKEN:-none}; python3 benchmarks/benchmark_serving.py --model {model} --port {port} --num-prompts 8 --concurrency 4\"",
+    );
+    let value = "s3cr3t-value-4242";
+    let run_id = unique_run_id("secret");
+    let fast = toy_candidates(&dir)
+        .into_iter()
+        .find(|c| c.starts_with("fast="))
+        .expect("the fast candidate");
+    let out = bin()
+        .arg("-C")
+        .arg(&dir)
+        .args([
+            "run",
+            "--backend",
+            "slurm",
+            "--repeats",
+            "1",
+            "--run-id",
+            &run_id,
+            "--candidates",
+            &fast,
+        ])
+        .env("PA_TEST_TOKEN_SRC", value)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let rows = attempts(&dir);
+    assert_eq!(rows.len(), 3, "{rows:#?}");
+    assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:#?}");
+    for attempt in attempt_dirs(&dir, &run_id) {
+        let client = std::fs::read_to_string(attempt.join("client.log")).unwrap();
+        let path = attempt.to_string_lossy().to_string();
+        if path.contains("/candidate-") {
+            assert!(
+                client.contains("token=none"),
+                "secrets.allow leaves candidates out: {client}"
+            );
+        } else {
+            assert!(
+                client.contains("token=[redacted:PA_TEST_TOKEN]"),
+                "{client}"
+            );
+        }
+    }
+    let leaks = files_containing(&dir.join(".perfarena"), value);
+    assert!(leaks.is_empty(), "the secret's value is on disk: {leaks:?}");
+}
+
 #[test]
 fn a_failing_client_is_a_crash_with_its_exit_code() {
     if !slurm_ready() {

@@ -17,6 +17,16 @@ fn script(
     target: LaunchTarget,
     edit: impl FnOnce(&mut perfarena_core::suite::SlurmSection),
 ) -> String {
+    script_with(target, edit, true)
+}
+
+/// `script`, the suite having one secret (HF_TOKEN) that this variant gets (`allowed`) or not.
+fn script_with(
+    target: LaunchTarget,
+    edit: impl FnOnce(&mut perfarena_core::suite::SlurmSection),
+    allowed: bool,
+) -> String {
+    let secrets: Vec<String> = vec!["HF_TOKEN".into()];
     let mut settings = Suite::defaults().slurm;
     settings.partition = "gpu".into();
     settings.account = "perf-team".into();
@@ -60,6 +70,8 @@ fn script(
         mounts: settings.mounts.clone(),
         launcher_args: settings.launcher_args.clone(),
         prologue: settings.prologue.clone(),
+        secrets: if allowed { secrets.clone() } else { Vec::new() },
+        withheld: if allowed { Vec::new() } else { secrets },
     }
     .render()
 }
@@ -289,4 +301,16 @@ fn the_round_script_runs_attempts_in_order_and_stops_on_sigterm() {
     assert_eq!(status.code(), Some(143));
     let text = std::fs::read_to_string(&log).unwrap();
     assert_eq!(text, "first 4242\nsecond\nsecond-term\n");
+}
+
+/// Secrets reach the job through sbatch's environment: the script names them, never holds them;
+/// a variant `secrets.allow` leaves out has them unset before anything runs.
+#[test]
+fn secrets_are_named_not_written_and_withheld_from_other_variants() {
+    let allowed = script_with(container(SlurmLauncher::Docker), |_| {}, true);
+    assert!(allowed.contains(" -e HF_TOKEN"), "{allowed}");
+    assert!(!allowed.contains("unset HF_TOKEN"), "{allowed}");
+    let withheld = script_with(container(SlurmLauncher::Docker), |_| {}, false);
+    assert!(withheld.contains("\nunset HF_TOKEN\n"), "{withheld}");
+    assert!(!withheld.contains(" -e HF_TOKEN"), "{withheld}");
 }

@@ -46,7 +46,21 @@ fn output_text(output: &Output) -> (String, String) {
 
 impl SlurmCli {
     fn run(&self, program: &str, args: &[&str]) -> Result<Output, BackendError> {
-        Command::new(program).args(args).stdin(Stdio::null()).output().map_err(|e| {
+        self.run_with_env(program, args, &[])
+    }
+
+    fn run_with_env(
+        &self,
+        program: &str,
+        args: &[&str],
+        env: &[(String, String)],
+    ) -> Result<Output, BackendError> {
+        let mut command = Command::new(program);
+        command.args(args).stdin(Stdio::null());
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        command.output().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 BackendError::Unavailable(format!("`{program}` not found: the slurm backend needs Slurm's client commands on PATH (and SLURM_CONF set where there is no /etc/slurm/slurm.conf)"))
             } else {
@@ -61,11 +75,22 @@ impl SlurmCli {
         script: &Path,
         extra: &[String],
     ) -> Result<Result<String, String>, BackendError> {
+        self.submit_with_env(script, extra, &[])
+    }
+
+    /// `submit` with `env` added to sbatch's environment, which the job inherits (sbatch's
+    /// default `--export=ALL`): how secrets reach a job without being written into its script.
+    pub fn submit_with_env(
+        &self,
+        script: &Path,
+        extra: &[String],
+        env: &[(String, String)],
+    ) -> Result<Result<String, String>, BackendError> {
         let script_text = script.to_string_lossy();
         let mut args: Vec<&str> = vec!["--parsable"];
         args.extend(extra.iter().map(String::as_str));
         args.push(&script_text);
-        let output = self.run("sbatch", &args)?;
+        let output = self.run_with_env("sbatch", &args, env)?;
         let (stdout, stderr) = output_text(&output);
         if !output.status.success() {
             return Ok(Err(if stderr.is_empty() {

@@ -126,6 +126,9 @@ pub struct SlurmOptions {
     pub state_dir: PathBuf,
     /// The shared directory jobs write to (`slurm.log_dir`, resolved).
     pub log_root: PathBuf,
+    /// The suite's secrets (resolved) and which variants get them (`secrets.allow`).
+    pub secrets: Vec<crate::docker::Secret>,
+    pub secrets_section: perfarena_core::suite_docker::SecretsSection,
 }
 
 /// Checks the `[slurm]` table; errors name the key.
@@ -385,7 +388,51 @@ impl SlurmBackend {
             mounts: settings.mounts.clone(),
             launcher_args: settings.launcher_args.clone(),
             prologue: settings.prologue.clone(),
+            secrets: if self.options.secrets_section.allows(&spec.variant) {
+                self.secret_names()
+            } else {
+                Vec::new()
+            },
+            withheld: if self.options.secrets_section.allows(&spec.variant) {
+                Vec::new()
+            } else {
+                self.secret_names()
+            },
         })
+    }
+
+    fn secret_names(&self) -> Vec<String> {
+        self.options
+            .secrets
+            .iter()
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    /// The secrets as sbatch's environment (the job inherits it; scripts name them only).
+    fn secret_env(&self) -> Vec<(String, String)> {
+        self.options
+            .secrets
+            .iter()
+            .map(|s| (s.name.clone(), s.value.clone()))
+            .collect()
+    }
+
+    /// Replaces secret values in a log the job wrote by `[redacted:NAME]` (in place).
+    fn redact_file(&self, path: &Path) -> Result<(), BackendError> {
+        if self.options.secrets.is_empty() || !path.exists() {
+            return Ok(());
+        }
+        let text = fs::read(path)
+            .map_err(|e| BackendError::io(format!("cannot read {}", path.display()), e))?;
+        let mut redactor = crate::docker::Redactor::new(&self.options.secrets);
+        let mut out = redactor.push(&text);
+        out.extend(redactor.finish());
+        if out != text {
+            fs::write(path, out)
+                .map_err(|e| BackendError::io(format!("cannot write {}", path.display()), e))?;
+        }
+        Ok(())
     }
 
     /// Writes the job script and submits it; `Ok(Err(message))` when sbatch refuses it.
@@ -411,7 +458,9 @@ impl SlurmBackend {
         {
             extra.push(format!("--nodelist={node}"));
         }
-        let submitted = self.cli.submit(&script_path, &extra)?;
+        let submitted = self
+            .cli
+            .submit_with_env(&script_path, &extra, &self.secret_env())?;
         if let Ok(job_id) = &submitted {
             self.live
                 .lock()
@@ -543,6 +592,11 @@ impl SlurmBackend {
         let dir = &spec.attempt_dir;
         fs::create_dir_all(dir)
             .map_err(|e| BackendError::io(format!("cannot create {}", dir.display()), e))?;
+        // A program may print a secret: the logs are redacted where the job left them too.
+        for name in ["server.log", "client.log"] {
+            self.redact_file(&job_dir.join(name))?;
+        }
+        self.redact_file(&job_root.join(format!("slurm-{job_id}.out")))?;
         for name in ["server.log", "client.log", "status"] {
             copy_if_present(&job_dir.join(name), &dir.join(name))?;
         }
@@ -550,6 +604,7 @@ impl SlurmBackend {
             &job_root.join(format!("slurm-{job_id}.out")),
             &dir.join("job.out"),
         )?;
+        self.redact_file(&dir.join("job.out"))?;
         if !dir.join("job.sh").exists() {
             copy_if_present(&job_root.join("job.sh"), &dir.join("job.sh"))?;
         }

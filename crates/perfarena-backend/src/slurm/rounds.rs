@@ -309,7 +309,9 @@ impl SlurmBackend {
             {
                 extra.push(format!("--nodelist={node}"));
             }
-            let submitted = self.cli.submit(&scripts[0].0, &extra)?;
+            let submitted = self
+                .cli
+                .submit_with_env(&scripts[0].0, &extra, &self.secret_env())?;
             if let Ok(id) = &submitted {
                 jobs[j].job_id = Some(id.clone());
                 jobs[j].out = Some(jobs[j].dir.join(format!("slurm-{id}.out")));
@@ -352,7 +354,9 @@ impl SlurmBackend {
             let path = arrays.join(format!("round-{round_idx}-{stamp}.sh"));
             write_script(&path, &text)?;
             let comment = format!("--comment={}", self.round_comment(first, true));
-            let submitted = self.cli.submit(&path, &[comment])?;
+            let submitted = self
+                .cli
+                .submit_with_env(&path, &[comment], &self.secret_env())?;
             if let Ok(base) = &submitted {
                 for (index, &j) in which.iter().enumerate() {
                     let id = format!("{base}_{index}");
@@ -673,6 +677,7 @@ impl SlurmBackend {
     ) -> Result<AttemptOutcome, BackendError> {
         let spec = &job.round.attempts[i].0;
         if let Some(out) = &job.out {
+            self.redact_file(out)?;
             copy_if_present(out, &spec.attempt_dir.join("job.out"))?;
         }
         self.finish(

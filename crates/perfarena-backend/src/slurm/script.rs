@@ -206,6 +206,11 @@ pub struct AttemptScript {
     pub mounts: Vec<String>,
     pub launcher_args: Vec<String>,
     pub prologue: String,
+    /// Secrets this attempt gets: names of variables the job inherits from sbatch's environment
+    /// (never their values: the script is kept and readable); passed on into containers.
+    pub secrets: Vec<String>,
+    /// Secrets this variant must not see (`secrets.allow`): unset before anything runs.
+    pub withheld: Vec<String>,
 }
 
 /// The shell helpers every attempt script shares (status file, start/stop of a role, probes).
@@ -381,6 +386,13 @@ impl AttemptScript {
         for (key, value) in &self.env {
             let _ = writeln!(out, "export {key}={}", sh_quote(value));
         }
+        if !self.withheld.is_empty() {
+            let _ = writeln!(
+                out,
+                "# secrets.allow: not for this variant\nunset {}",
+                self.withheld.join(" ")
+            );
+        }
         if !self.prologue.trim().is_empty() {
             out.push_str("# slurm.prologue\n");
             out.push_str(self.prologue.trim_end());
@@ -453,7 +465,7 @@ impl AttemptScript {
                             let _ = write!(run, " -v {}", sh_quote(&format!("{host}:{container}")));
                         }
                         let _ = write!(run, " -w {} -e PYTHONUNBUFFERED=1", sh_quote(workdir));
-                        for (key, _) in &self.env {
+                        for key in self.env.iter().map(|(k, _)| k).chain(&self.secrets) {
                             let _ = write!(run, " -e {key}");
                         }
                         let _ = writeln!(
