@@ -369,32 +369,57 @@ fn round_key(run: &str, variant: VariantKind) -> JobKey {
     }
 }
 
+/// Runs a round of two attempts whose ledger rows (both) name `job_id` in `state`, as an
+/// earlier perfarena process of the run left them. Returns the specs, each attempt's outcome
+/// and the messages.
+fn run_recorded_round(
+    fx: &Fixture,
+    run: &str,
+    job_id: &str,
+    state: &str,
+    client: &str,
+) -> (
+    Vec<AttemptSpec>,
+    Vec<perfarena_backend::AttemptOutcome>,
+    String,
+) {
+    let ledger = MemoryLedger::default();
+    for variant in [VariantKind::Baseline, VariantKind::Human] {
+        ledger
+            .record(&round_key(run, variant), job_id, state)
+            .unwrap();
+    }
+    let backend = backend(fx, settings(|_| {}), Box::new(ledger));
+    let events = Events::default();
+    let specs = round_specs(fx, run, client);
+    let prepared = prepared(fx);
+    let round = RoundSpec {
+        task: specs[0].task.clone(),
+        round_idx: 0,
+        attempts: specs.iter().map(|s| (s.clone(), &prepared)).collect(),
+    };
+    let mut outcomes = backend
+        .run_rounds(std::slice::from_ref(&round), &events)
+        .unwrap();
+    assert_eq!(outcomes.len(), 1);
+    let outcomes = outcomes.remove(0).into_iter().map(|o| o.unwrap()).collect();
+    (specs, outcomes, events.messages())
+}
+
 #[test]
 fn a_vanished_array_task_of_a_round_is_submitted_once_more() {
     if !slurm_ready() {
         return;
     }
     let fx = fixture();
-    let ledger = MemoryLedger::default();
     // Both attempts of the round name an array task Slurm has never heard of.
-    for variant in [VariantKind::Baseline, VariantKind::Human] {
-        ledger
-            .record(&round_key("rvanish", variant), "99999003_1", "submitted")
-            .unwrap();
-    }
-    let backend = backend(&fx, settings(|_| {}), Box::new(ledger));
-    let events = Events::default();
-    let specs = round_specs(&fx, "rvanish", "echo \"value: $PA_TEST_VALUE\"");
-    let prepared = prepared(&fx);
-    let round = RoundSpec {
-        task: specs[0].task.clone(),
-        round_idx: 0,
-        attempts: specs.iter().map(|s| (s.clone(), &prepared)).collect(),
-    };
-    let outcomes = backend
-        .run_rounds(std::slice::from_ref(&round), &events)
-        .unwrap();
-    let messages = events.messages();
+    let (specs, outcomes, messages) = run_recorded_round(
+        &fx,
+        "rvanish",
+        "99999003_1",
+        "submitted",
+        "echo \"value: $PA_TEST_VALUE\"",
+    );
     assert!(
         messages.contains("re-attached to slurm job 99999003_1"),
         "{messages}"
@@ -403,13 +428,11 @@ fn a_vanished_array_task_of_a_round_is_submitted_once_more() {
         messages.contains("vanished without a result; submitting it once more"),
         "{messages}"
     );
-    assert_eq!(outcomes.len(), 1);
     let ids: Vec<String> = specs
         .iter()
         .map(|s| std::fs::read_to_string(s.attempt_dir.join("job.id")).unwrap())
         .collect();
-    for (outcome, spec) in outcomes[0].iter().zip(&specs) {
-        let outcome = outcome.as_ref().unwrap();
+    for (outcome, spec) in outcomes.iter().zip(&specs) {
         assert_eq!(outcome.status, AttemptStatus::Ok, "{outcome:?}");
         let client = std::fs::read_to_string(&outcome.client_log).unwrap();
         assert!(client.contains("value: it's here"), "{client}");
@@ -425,25 +448,9 @@ fn a_round_whose_job_vanishes_twice_is_an_infra_error_for_each_attempt() {
         return;
     }
     let fx = fixture();
-    let ledger = MemoryLedger::default();
-    for variant in [VariantKind::Baseline, VariantKind::Human] {
-        ledger
-            .record(&round_key("rvanish2", variant), "99999004", "rerun")
-            .unwrap();
-    }
-    let backend = backend(&fx, settings(|_| {}), Box::new(ledger));
-    let specs = round_specs(&fx, "rvanish2", "true");
-    let prepared = prepared(&fx);
-    let round = RoundSpec {
-        task: specs[0].task.clone(),
-        round_idx: 0,
-        attempts: specs.iter().map(|s| (s.clone(), &prepared)).collect(),
-    };
-    let outcomes = backend
-        .run_rounds(std::slice::from_ref(&round), &Events::default())
-        .unwrap();
-    for outcome in &outcomes[0] {
-        let outcome = outcome.as_ref().unwrap();
+    let (_, outcomes, _) = run_recorded_round(&fx, "rvanish2", "99999004", "rerun", "true");
+    assert_eq!(outcomes.len(), 2);
+    for outcome in &outcomes {
         assert_eq!(outcome.status, AttemptStatus::InfraError, "{outcome:?}");
         assert!(outcome.message.contains("vanished"), "{}", outcome.message);
     }

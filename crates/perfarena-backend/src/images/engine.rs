@@ -171,21 +171,10 @@ impl Engine {
         }
         let mut log_file = open_log(log)?;
         let options = BuildImageOptions {
-            dockerfile: request.dockerfile.clone(),
-            t: Some(request.tag.clone()),
-            buildargs: Some(request.args.clone().into_iter().collect::<HashMap<_, _>>()),
-            labels: Some(
-                request
-                    .labels
-                    .clone()
-                    .into_iter()
-                    .collect::<HashMap<_, _>>(),
-            ),
-            networkmode: request.network.clone(),
             rm: true,
             // Remove the containers of failed steps too.
             forcerm: true,
-            ..Default::default()
+            ..build_options(&request)
         };
         let body = bollard::body_full(bytes::Bytes::from(request.context));
         let stream = self.docker.build_image(options, None, Some(body));
@@ -253,20 +242,9 @@ impl Engine {
             .map_err(|e| ImagesError::Engine(e.to_string()))?
             .with_timeout(Duration::from_secs(7 * 24 * 3600));
         let options = BuildImageOptions {
-            dockerfile: request.dockerfile.clone(),
-            t: Some(request.tag.clone()),
-            buildargs: Some(request.args.clone().into_iter().collect::<HashMap<_, _>>()),
-            labels: Some(
-                request
-                    .labels
-                    .clone()
-                    .into_iter()
-                    .collect::<HashMap<_, _>>(),
-            ),
-            networkmode: request.network.clone(),
             version: BuilderVersion::BuilderBuildKit,
             session: Some(session_id()),
-            ..Default::default()
+            ..build_options(&request)
         };
         let body = bollard::body_full(bytes::Bytes::from(request.context));
         let stream = docker.build_image(options, None, Some(body));
@@ -712,6 +690,24 @@ fn unix_to_rfc3339(secs: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// What every build sends, whichever builder: Dockerfile, tag, build args, labels, network.
+fn build_options(request: &BuildRequest) -> BuildImageOptions {
+    BuildImageOptions {
+        dockerfile: request.dockerfile.clone(),
+        t: Some(request.tag.clone()),
+        buildargs: Some(request.args.clone().into_iter().collect::<HashMap<_, _>>()),
+        labels: Some(
+            request
+                .labels
+                .clone()
+                .into_iter()
+                .collect::<HashMap<_, _>>(),
+        ),
+        networkmode: request.network.clone(),
+        ..Default::default()
+    }
 }
 
 fn open_log(path: &Path) -> Result<File, ImagesError> {
