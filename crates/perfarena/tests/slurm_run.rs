@@ -824,6 +824,72 @@ fn resume_reattaches_to_the_job_a_killed_run_left_running() {
     assert!(queued_jobs(&run_id).is_empty());
 }
 
+#[test]
+fn resume_reattaches_to_the_array_tasks_a_killed_run_left_running() {
+    if !slurm_ready() {
+        return;
+    }
+    let (_tmp, dir) = toy_project();
+    add_to_suite(&dir, FAST_SLURM);
+    add_second_task(&dir, false);
+    set_bench(
+        &dir,
+        "client",
+        "\"sleep 4 && python3 benchmarks/benchmark_serving.py --model {model} --port {port} --num-prompts 8 --concurrency 4\"",
+    );
+    let run_id = unique_run_id("aresume");
+    let mut child = bin()
+        .arg("-C")
+        .arg(&dir)
+        .args([
+            "run",
+            "--backend",
+            "slurm",
+            "--repeats",
+            "1",
+            "--run-id",
+            &run_id,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for_running_job(&run_id, &mut child, Duration::from_secs(120));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Both tasks' rounds went as one array: each attempt's ledger row names its array task.
+    let before = recorded_jobs(&dir, &run_id);
+    assert_eq!(before.len(), 4, "{before:?}");
+    let mut tasks: Vec<String> = before.iter().map(|(id, _)| id.clone()).collect();
+    tasks.dedup();
+    assert_eq!(tasks.len(), 2, "{before:?}");
+    let base = tasks[0].split('_').next().unwrap().to_string();
+    assert_eq!(tasks, vec![format!("{base}_0"), format!("{base}_1")]);
+
+    let out = run_ok(
+        &dir,
+        &["--resume", "--run-id", &run_id, "--backend", "slurm"],
+    );
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    for task in &tasks {
+        assert!(
+            text.contains(&format!("re-attached to slurm job {task}")),
+            "{text}"
+        );
+    }
+    let rows = attempts(&dir);
+    assert_eq!(rows.len(), 4, "{rows:#?}");
+    assert!(rows.iter().all(|r| r["status"] == "ok"), "{rows:#?}");
+    let after = recorded_jobs(&dir, &run_id);
+    let ids: Vec<&String> = after.iter().map(|(id, _)| id).collect();
+    assert_eq!(
+        ids,
+        before.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+        "nothing resubmitted"
+    );
+    assert!(queued_jobs(&run_id).is_empty());
+}
+
 /// Whether the docker launcher can run here: the daemon answers and the toy base image exists.
 fn docker_ready() -> bool {
     if std::env::var("PERFARENA_SKIP_DOCKER").as_deref() == Ok("1") {

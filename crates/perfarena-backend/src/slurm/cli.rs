@@ -236,7 +236,9 @@ impl SlurmCli {
 
     /// This user's pending and running jobs with their comments.
     pub fn my_jobs(&self) -> Result<Vec<QueuedJob>, BackendError> {
-        let output = self.run("squeue", &["-h", "--me", "-o", "%A|%T|%k"])?;
+        // `%i` with `-r`: an array task is `<array id>_<index>`, as the ledger records it (with
+        // `%A` a resumed run's sweep would not recognise its own array tasks).
+        let output = self.run("squeue", &["-h", "-r", "--me", "-o", "%i|%T|%k"])?;
         let (stdout, stderr) = output_text(&output);
         if !output.status.success() {
             return Err(BackendError::Unavailable(format!("squeue --me: {stderr}")));
