@@ -750,6 +750,62 @@ fn ctrl_c_cancels_the_running_job() {
 }
 
 #[test]
+fn ctrl_c_cancels_a_whole_job_array() {
+    if !slurm_ready() {
+        return;
+    }
+    let (_tmp, dir) = toy_project();
+    add_to_suite(&dir, FAST_SLURM);
+    add_second_task(&dir, false);
+    set_bench(&dir, "client", "\"sleep 300\"");
+    let run_id = unique_run_id("actrlc");
+    let mut child = bin()
+        .arg("-C")
+        .arg(&dir)
+        .args([
+            "run",
+            "--backend",
+            "slurm",
+            "--repeats",
+            "1",
+            "--run-id",
+            &run_id,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_running_job(&run_id, &mut child, Duration::from_secs(120));
+    // SAFETY: signals the child we spawned, by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(
+        queued_jobs(&run_id).is_empty(),
+        "jobs left in the queue: {:?}",
+        queued_jobs(&run_id)
+    );
+    let recorded = recorded_jobs(&dir, &run_id);
+    assert_eq!(recorded.len(), 4, "{recorded:?}");
+    assert!(
+        recorded
+            .iter()
+            .all(|(id, state)| id.contains('_') && state == "cancelled"),
+        "{recorded:?}"
+    );
+    assert!(
+        attempts(&dir).is_empty(),
+        "nothing recorded for cancelled jobs"
+    );
+}
+
+#[test]
 fn resume_reattaches_to_the_job_a_killed_run_left_running() {
     if !slurm_ready() {
         return;
