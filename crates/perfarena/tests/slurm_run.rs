@@ -1,8 +1,9 @@
 //! End-to-end tests of `perfarena run --backend slurm` against real Slurm daemons (slurmctld and
 //! slurmd for one node on 127.0.0.1; `scripts/slurm-env.sh up` starts them): the toy example with
 //! the plain and docker launchers (a task's round as one job), several tasks' rounds as one job
-//! array, a failing client's exit code, Slurm's time limit (one job per attempt), Ctrl-C
-//! cancelling the job, and `--resume` re-attaching to a job a killed run left running.
+//! array (with Ctrl-C and resume on it), setup jobs, secrets, a failing client's exit code,
+//! Slurm's time limit (one job per attempt), Ctrl-C cancelling the job, and `--resume`
+//! re-attaching to a job a killed run left running.
 //!
 //! Without Slurm these tests fail with what to run, unless PERFARENA_SKIP_SLURM=1.
 
