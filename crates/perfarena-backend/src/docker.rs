@@ -349,9 +349,7 @@ impl DockerBackend {
             .image
             .clone()
             .ok_or_else(|| BackendError::Other("variant has no image".into()))?;
-        fs::create_dir_all(&spec.attempt_dir).map_err(|e| {
-            BackendError::io(format!("cannot create {}", spec.attempt_dir.display()), e)
-        })?;
+        crate::create_dir(&spec.attempt_dir)?;
         let started = Instant::now();
         let mounts = self
             .harness_mounts
@@ -1116,9 +1114,7 @@ fn extract_harness(
             }
             let file = target.join(path);
             if let Some(parent) = file.parent() {
-                fs::create_dir_all(parent).map_err(|e| {
-                    BackendError::io(format!("cannot create {}", parent.display()), e)
-                })?;
+                crate::create_dir(parent)?;
             }
             fs::write(&file, &output.stdout)
                 .map_err(|e| BackendError::io(format!("cannot write {}", file.display()), e))?;
@@ -1127,8 +1123,7 @@ fn extract_harness(
                 let _ = fs::set_permissions(&file, fs::Permissions::from_mode(0o755));
             }
         }
-        fs::create_dir_all(target)
-            .map_err(|e| BackendError::io(format!("cannot create {}", target.display()), e))?;
+        crate::create_dir(target)?;
         fs::write(&done_marker, rev)
             .map_err(|e| BackendError::io(format!("cannot write {}", done_marker.display()), e))?;
     }
@@ -1413,9 +1408,7 @@ impl Backend for DockerBackend {
         spec: &VariantSpec,
         events: &dyn EventSink,
     ) -> Result<Prepared, BackendError> {
-        fs::create_dir_all(&spec.log_dir).map_err(|e| {
-            BackendError::io(format!("cannot create {}", spec.log_dir.display()), e)
-        })?;
+        crate::create_dir(&spec.log_dir)?;
         let failure = |status: AttemptStatus, message: String| Prepared {
             variant: spec.variant.clone(),
             workdir: None,

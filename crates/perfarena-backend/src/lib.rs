@@ -54,6 +54,12 @@ impl BackendError {
     }
 }
 
+/// `create_dir_all` whose error names the directory.
+pub(crate) fn create_dir(path: &std::path::Path) -> Result<(), BackendError> {
+    std::fs::create_dir_all(path)
+        .map_err(|e| BackendError::io(format!("cannot create {}", path.display()), e))
+}
+
 /// Shared cancellation flag: set by the Ctrl-C handler, polled by backends while they wait.
 #[derive(Debug, Clone, Default)]
 pub struct CancelToken(Arc<AtomicBool>);

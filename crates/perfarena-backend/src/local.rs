@@ -78,9 +78,7 @@ impl Backend for LocalBackend {
         spec: &VariantSpec,
         events: &dyn EventSink,
     ) -> Result<Prepared, BackendError> {
-        fs::create_dir_all(&spec.log_dir).map_err(|e| {
-            BackendError::io(format!("cannot create {}", spec.log_dir.display()), e)
-        })?;
+        crate::create_dir(&spec.log_dir)?;
         let rev = match &spec.variant {
             VariantKind::Human => spec.task.commit.clone(),
             VariantKind::Baseline | VariantKind::Candidate(_) => match &spec.task.parent {
@@ -98,8 +96,7 @@ impl Backend for LocalBackend {
         };
         let workdir = self.worktree_path(spec);
         if let Some(parent) = workdir.parent() {
-            fs::create_dir_all(parent)
-                .map_err(|e| BackendError::io(format!("cannot create {}", parent.display()), e))?;
+            crate::create_dir(parent)?;
         }
         if let Err(e) = self.repo.worktree_add(&workdir, rev.as_str()) {
             return Ok(Self::failure(
@@ -200,9 +197,7 @@ impl Backend for LocalBackend {
             .workdir
             .as_deref()
             .ok_or_else(|| BackendError::Other("variant has no checkout".into()))?;
-        fs::create_dir_all(&spec.attempt_dir).map_err(|e| {
-            BackendError::io(format!("cannot create {}", spec.attempt_dir.display()), e)
-        })?;
+        crate::create_dir(&spec.attempt_dir)?;
         let started = Instant::now();
         let deadline = started + spec.timeout;
         let client_log = spec.attempt_dir.join("client.log");

@@ -198,8 +198,7 @@ pub fn pid_alive(pid: i32) -> bool {
 
 /// Records a live process group: `<registry>/<pgid>` holding `<perfarena pid> <run id>`.
 fn register(registry: &Path, pgid: i32, run_id: &str) -> Result<PathBuf, BackendError> {
-    fs::create_dir_all(registry)
-        .map_err(|e| BackendError::io(format!("cannot create {}", registry.display()), e))?;
+    crate::create_dir(registry)?;
     let entry = registry.join(pgid.to_string());
     fs::write(&entry, format!("{} {}\n", std::process::id(), run_id))
         .map_err(|e| BackendError::io(format!("cannot write {}", entry.display()), e))?;

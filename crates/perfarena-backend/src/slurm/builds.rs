@@ -57,8 +57,7 @@ pub fn submit_builds(
     if builds.is_empty() {
         return Err(BackendError::Other("no builds to submit".into()));
     }
-    fs::create_dir_all(dir)
-        .map_err(|e| BackendError::io(format!("cannot create {}", dir.display()), e))?;
+    crate::create_dir(dir)?;
     let array = builds.len() > 1;
     let output = if array {
         dir.join("slurm-%A_%a.out")

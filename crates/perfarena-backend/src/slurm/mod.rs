@@ -590,8 +590,7 @@ impl SlurmBackend {
             }
         }
         let dir = &spec.attempt_dir;
-        fs::create_dir_all(dir)
-            .map_err(|e| BackendError::io(format!("cannot create {}", dir.display()), e))?;
+        crate::create_dir(dir)?;
         // A program may print a secret: the logs are redacted where the job left them too.
         for name in ["server.log", "client.log"] {
             self.redact_file(&job_dir.join(name))?;
@@ -699,9 +698,7 @@ impl SlurmBackend {
         .into_iter()
         .next()
         .ok_or_else(|| BackendError::Other("the setup job reported nothing".into()))?;
-        fs::create_dir_all(&spec.log_dir).map_err(|e| {
-            BackendError::io(format!("cannot create {}", spec.log_dir.display()), e)
-        })?;
+        crate::create_dir(&spec.log_dir)?;
         let log = spec.log_dir.join("setup.log");
         copy_if_present(&outcome.log, &log)?;
         if outcome.ok {
@@ -801,8 +798,7 @@ impl SlurmBackend {
 fn write_script(path: &Path, text: &str) -> Result<(), BackendError> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(parent) = path.parent() {
-        fs::create_dir_all(parent)
-            .map_err(|e| BackendError::io(format!("cannot create {}", parent.display()), e))?;
+        crate::create_dir(parent)?;
     }
     fs::write(path, text)
         .map_err(|e| BackendError::io(format!("cannot write {}", path.display()), e))?;
@@ -910,9 +906,7 @@ impl Backend for SlurmBackend {
         prepared: &Prepared,
         events: &dyn EventSink,
     ) -> Result<AttemptOutcome, BackendError> {
-        fs::create_dir_all(&spec.attempt_dir).map_err(|e| {
-            BackendError::io(format!("cannot create {}", spec.attempt_dir.display()), e)
-        })?;
+        crate::create_dir(&spec.attempt_dir)?;
         let job_root = self.job_root(spec);
         fs::create_dir_all(&job_root).map_err(|e| {
             BackendError::io(

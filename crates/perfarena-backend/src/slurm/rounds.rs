@@ -28,8 +28,6 @@ struct RoundJob<'r, 'p> {
     dir: PathBuf,
     /// `<id>` or `<array id>_<index>`.
     job_id: Option<String>,
-    /// Slurm's output of the job (or array task).
-    out: Option<PathBuf>,
     rerun: bool,
     results: Vec<Option<Result<AttemptOutcome, BackendError>>>,
     ready_seen: Vec<bool>,
@@ -74,7 +72,6 @@ impl SlurmBackend {
                     round,
                     dir: PathBuf::new(),
                     job_id: None,
-                    out: None,
                     rerun: false,
                     results: Vec::new(),
                     ready_seen: Vec::new(),
@@ -91,16 +88,13 @@ impl SlurmBackend {
                 round,
                 dir,
                 job_id: None,
-                out: None,
                 rerun: false,
                 results: round.attempts.iter().map(|_| None).collect(),
                 ready_seen: vec![false; round.attempts.len()],
             };
             self.reattach(&mut job, events)?;
             for (spec, _) in &round.attempts {
-                fs::create_dir_all(&spec.attempt_dir).map_err(|e| {
-                    BackendError::io(format!("cannot create {}", spec.attempt_dir.display()), e)
-                })?;
+                crate::create_dir(&spec.attempt_dir)?;
                 if job.job_id.is_some() {
                     // The job runs these very scripts: rewriting them under a running shell
                     // would change what it reads next; keep copies instead. (Rounds submitted
@@ -168,12 +162,6 @@ impl SlurmBackend {
             ),
         });
         let (base, index) = split_job_id(&job_id);
-        job.out = Some(match index {
-            Some(index) => self
-                .arrays_dir(job)
-                .join(format!("slurm-{base}_{index}.out")),
-            None => job.dir.join(format!("slurm-{job_id}.out")),
-        });
         self.live
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -196,6 +184,16 @@ impl SlurmBackend {
 
     fn arrays_dir(&self, job: &RoundJob<'_, '_>) -> PathBuf {
         self.options.log_root.join(self.run_of(job)).join("arrays")
+    }
+
+    /// Slurm's output of a round's job: next to the round script for a job of its own
+    /// (`--output=…/slurm-%j.out`), in the arrays directory for an array task (`slurm-%A_%a.out`).
+    fn out_path(&self, job: &RoundJob<'_, '_>, job_id: &str) -> PathBuf {
+        let dir = match split_job_id(job_id) {
+            (_, Some(_)) => self.arrays_dir(job),
+            (_, None) => job.dir.clone(),
+        };
+        dir.join(format!("slurm-{job_id}.out"))
     }
 
     fn round_comment(&self, job: &RoundJob<'_, '_>, array: bool) -> String {
@@ -314,7 +312,6 @@ impl SlurmBackend {
                 .submit_with_env(&scripts[0].0, &extra, &self.secret_env())?;
             if let Ok(id) = &submitted {
                 jobs[j].job_id = Some(id.clone());
-                jobs[j].out = Some(jobs[j].dir.join(format!("slurm-{id}.out")));
             }
             submitted
         } else {
@@ -360,7 +357,6 @@ impl SlurmBackend {
             if let Ok(base) = &submitted {
                 for (index, &j) in which.iter().enumerate() {
                     let id = format!("{base}_{index}");
-                    jobs[j].out = Some(arrays.join(format!("slurm-{id}.out")));
                     jobs[j].job_id = Some(id);
                 }
                 events.emit(Event::Message {
@@ -676,10 +672,9 @@ impl SlurmBackend {
         started: Instant,
     ) -> Result<AttemptOutcome, BackendError> {
         let spec = &job.round.attempts[i].0;
-        if let Some(out) = &job.out {
-            self.redact_file(out)?;
-            copy_if_present(out, &spec.attempt_dir.join("job.out"))?;
-        }
+        let out = self.out_path(job, job_id);
+        self.redact_file(&out)?;
+        copy_if_present(&out, &spec.attempt_dir.join("job.out"))?;
         self.finish(
             job_id,
             state,
