@@ -739,18 +739,10 @@ unsafe extern "C" {
 
 /// The build log (`-try0.log`) and the prepare log of the one image `image` of `toy`.
 fn logs_of(toy: &Toy, image: &str) -> (String, String) {
-    let dir = toy.dir.join(".perfarena/builds").join(
-        image
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect::<String>(),
-    );
+    let dir = toy
+        .dir
+        .join(".perfarena/builds")
+        .join(perfarena_backend::images::builder::slug(image));
     let read = |suffix: &str| {
         std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))

@@ -114,6 +114,27 @@ fn run_ok(dir: &Path, args: &[&str]) -> std::process::Output {
     out
 }
 
+/// `perfarena -C DIR run --backend slurm --repeats 1 --run-id RUN` in the background (output
+/// piped), for the tests that interrupt or kill it.
+fn spawn_run(dir: &Path, run_id: &str) -> std::process::Child {
+    bin()
+        .arg("-C")
+        .arg(dir)
+        .args([
+            "run",
+            "--backend",
+            "slurm",
+            "--repeats",
+            "1",
+            "--run-id",
+            run_id,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 const FAST_SLURM: &str = "[slurm]\npoll_interval_ms = 200\n";
 
 fn unique_run_id(name: &str) -> String {
@@ -547,10 +568,10 @@ fn files_containing(dir: &Path, needle: &str) -> Vec<PathBuf> {
             if let Ok(entries) = std::fs::read_dir(&path) {
                 stack.extend(entries.flatten().map(|e| e.path()));
             }
-        } else if let Ok(bytes) = std::fs::read(&path) {
-            if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                found.push(path);
-            }
+        } else if let Ok(bytes) = std::fs::read(&path)
+            && bytes.windows(needle.len()).any(|w| w == needle.as_bytes())
+        {
+            found.push(path);
         }
     }
     found
@@ -699,22 +720,7 @@ fn ctrl_c_cancels_the_running_job() {
     add_to_suite(&dir, FAST_SLURM);
     set_bench(&dir, "client", "\"sleep 300\"");
     let run_id = unique_run_id("ctrlc");
-    let mut child = bin()
-        .arg("-C")
-        .arg(&dir)
-        .args([
-            "run",
-            "--backend",
-            "slurm",
-            "--repeats",
-            "1",
-            "--run-id",
-            &run_id,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&dir, &run_id);
     let job_id = wait_for_running_job(&run_id, &mut child, Duration::from_secs(120));
     // SAFETY: signals the child we spawned, by its pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -760,22 +766,7 @@ fn ctrl_c_cancels_a_whole_job_array() {
     add_second_task(&dir, false);
     set_bench(&dir, "client", "\"sleep 300\"");
     let run_id = unique_run_id("actrlc");
-    let mut child = bin()
-        .arg("-C")
-        .arg(&dir)
-        .args([
-            "run",
-            "--backend",
-            "slurm",
-            "--repeats",
-            "1",
-            "--run-id",
-            &run_id,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&dir, &run_id);
     wait_for_running_job(&run_id, &mut child, Duration::from_secs(120));
     // SAFETY: signals the child we spawned, by its pid.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -820,22 +811,7 @@ fn resume_reattaches_to_the_job_a_killed_run_left_running() {
         "\"sleep 6 && python3 benchmarks/benchmark_serving.py --model {model} --port {port} --num-prompts 8 --concurrency 4\"",
     );
     let run_id = unique_run_id("resume");
-    let mut child = bin()
-        .arg("-C")
-        .arg(&dir)
-        .args([
-            "run",
-            "--backend",
-            "slurm",
-            "--repeats",
-            "1",
-            "--run-id",
-            &run_id,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&dir, &run_id);
     let job_id = wait_for_running_job(&run_id, &mut child, Duration::from_secs(120));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -845,17 +821,9 @@ fn resume_reattaches_to_the_job_a_killed_run_left_running() {
         "the job outlives its perfarena"
     );
 
-    let out = bin()
-        .arg("-C")
-        .arg(&dir)
-        .args(["run", "--resume", "--run-id", &run_id, "--backend", "slurm"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "resume failed: {}\n{}",
-        stdout(&out),
-        stderr(&out)
+    let out = run_ok(
+        &dir,
+        &["--resume", "--run-id", &run_id, "--backend", "slurm"],
     );
     let text = format!("{}{}", stdout(&out), stderr(&out));
     assert!(
@@ -895,22 +863,7 @@ fn resume_reattaches_to_the_array_tasks_a_killed_run_left_running() {
         "\"sleep 4 && python3 benchmarks/benchmark_serving.py --model {model} --port {port} --num-prompts 8 --concurrency 4\"",
     );
     let run_id = unique_run_id("aresume");
-    let mut child = bin()
-        .arg("-C")
-        .arg(&dir)
-        .args([
-            "run",
-            "--backend",
-            "slurm",
-            "--repeats",
-            "1",
-            "--run-id",
-            &run_id,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_run(&dir, &run_id);
     wait_for_running_job(&run_id, &mut child, Duration::from_secs(120));
     child.kill().unwrap();
     child.wait().unwrap();

@@ -70,16 +70,7 @@ pub struct Engine {
 impl Engine {
     /// Connects as the docker CLI would (`DOCKER_HOST`, else the local socket) and pings.
     pub fn connect() -> Result<Engine, ImagesError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .map_err(|e| ImagesError::io("cannot start the async runtime", e))?;
-        // Streams (builds, pushes) run for hours: the client timeout must not cut them; every
-        // call here carries its own deadline instead.
-        let docker = Docker::connect_with_defaults()
-            .map_err(|e| ImagesError::Engine(e.to_string()))?
-            .with_timeout(Duration::from_secs(7 * 24 * 3600));
+        let (runtime, docker) = runtime_and_client(2)?;
         let engine = Engine {
             docker,
             runtime,
@@ -233,14 +224,7 @@ impl Engine {
         // session until its client hangs up, so on the shared runtime every build would leave a
         // session and its connection open for the life of the process. Shutting the runtime down
         // closes them (and, on Ctrl-C or a timeout, the build's stream too: the engine cancels).
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .map_err(|e| ImagesError::io("cannot start the async runtime", e))?;
-        let docker = Docker::connect_with_defaults()
-            .map_err(|e| ImagesError::Engine(e.to_string()))?
-            .with_timeout(Duration::from_secs(7 * 24 * 3600));
+        let (runtime, docker) = runtime_and_client(1)?;
         let options = BuildImageOptions {
             version: BuilderVersion::BuilderBuildKit,
             session: Some(session_id()),
@@ -690,6 +674,21 @@ fn unix_to_rfc3339(secs: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// An async runtime of `workers` threads and a client that connects as the docker CLI would
+/// (`DOCKER_HOST`, else the local socket). Streams (builds, pushes) run for hours: the client
+/// timeout must not cut them; every call carries its own deadline instead.
+fn runtime_and_client(workers: usize) -> Result<(tokio::runtime::Runtime, Docker), ImagesError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .map_err(|e| ImagesError::io("cannot start the async runtime", e))?;
+    let docker = Docker::connect_with_defaults()
+        .map_err(|e| ImagesError::Engine(e.to_string()))?
+        .with_timeout(Duration::from_secs(7 * 24 * 3600));
+    Ok((runtime, docker))
 }
 
 /// What every build sends, whichever builder: Dockerfile, tag, build args, labels, network.
