@@ -32,7 +32,7 @@ cleanup() {
 trap cleanup EXIT
 now() { date +%s.%N; }
 
-"$PERFARENA" demo --no-run --dir "$WORK/toy" >/dev/null
+"$PERFARENA" -C "$WORK/toy" demo --no-run >/dev/null
 cd "$WORK/toy"
 TASK=$(git -C repo log --format='%H %s' | awk '/ perf: fused decode kernel/{print $1}')
 TASK_PARENT=$(git -C repo rev-parse "$TASK^")

@@ -25,7 +25,7 @@ trap 'rm -rf "$WORK"' EXIT
 now() { date +%s.%N; }
 
 project() { # $1: dir, $2: [slurm] lines
-  "$PERFARENA" demo --no-run --dir "$1" >/dev/null
+  "$PERFARENA" -C "$1" demo --no-run >/dev/null
   printf '\n[slurm]\npoll_interval_ms = 200\n%s\n' "$2" >>"$1/perfarena.toml"
   # Every commit with a parent whose build step works (the newest one's fails on purpose).
   git -C "$1/repo" log --format='%H' | sed -n '2,5p' |

@@ -186,7 +186,7 @@ toy_check_logs() {
   echo "server logs showing a GPU: $hits"
   [ "$hits" -gt 0 ]
 }
-run_step toy-create 60 "create the toy example" -- "$PA" demo --no-run --dir "$TOY"
+run_step toy-create 60 "create the toy example" -- "$PA" -C "$TOY" demo --no-run
 if [ $DRY_RUN = 1 ]; then
   run_step toy-suite 5 "toy suite: [docker] gpus = \"all\", nvidia-smi -L before the server" -- sed -i "s|^server = \"|server = \"nvidia-smi -L \&\& |" "$TOY/perfarena.toml"
 else

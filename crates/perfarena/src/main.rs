@@ -1,6 +1,8 @@
 //! The `perfarena` command line: argument parsing and dispatch. Each command lives in
 //! `commands/<name>.rs`; progress and human output live only in this crate.
 
+#[cfg(test)]
+mod cli_checks;
 mod commands;
 mod context;
 mod docker_setup;
@@ -10,7 +12,7 @@ mod runner;
 mod slurm_setup;
 mod toy;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -21,9 +23,10 @@ use crate::context::Ctx;
 #[derive(Parser, Debug)]
 #[command(name = "perfarena", version, about, long_about = None)]
 struct Cli {
-    /// Project directory: where perfarena.toml and the .perfarena store live.
-    #[arg(short = 'C', long = "dir", global = true, default_value = ".")]
-    dir: PathBuf,
+    /// Project directory: where perfarena.toml and the .perfarena store live (default: the
+    /// current directory; for `demo`, where to create the demo project).
+    #[arg(short = 'C', long = "dir", global = true, value_name = "DIR")]
+    dir: Option<PathBuf>,
     /// The suite file (default: perfarena.toml in the project directory).
     #[arg(long, global = true)]
     suite: Option<PathBuf>,
@@ -67,7 +70,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let ctx = Ctx::new(&cli.dir, cli.suite.as_deref());
+    let ctx = Ctx::new(
+        cli.dir.as_deref().unwrap_or(Path::new(".")),
+        cli.suite.as_deref(),
+    );
     let result = match &cli.command {
         Command::Init(args) => commands::init::run(&ctx, args),
         Command::Tasks(command) => commands::tasks::run(&ctx, command),
@@ -75,7 +81,7 @@ fn main() -> ExitCode {
         Command::Report(args) => commands::report::run(&ctx, args),
         Command::Triage(args) => commands::triage::run(&ctx, args),
         Command::Logs(args) => commands::logs::run(&ctx, args),
-        Command::Demo(args) => commands::demo::run(args),
+        Command::Demo(args) => commands::demo::run(cli.dir.as_deref(), cli.suite.as_deref(), args),
         Command::Parse(args) => commands::parse::run(args),
         Command::Selftest(args) => commands::selftest::run(args),
         Command::Images(command) => commands::images::run(&ctx, command),

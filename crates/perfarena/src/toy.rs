@@ -10,6 +10,10 @@ use include_dir::{Dir, include_dir};
 
 static TOY: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/../../examples/toy-llm");
 
+/// The file that marks a directory as a demo project written by `create`: `perfarena demo`
+/// reuses such a directory and refuses any other non-empty one.
+pub const MARKER: &str = ".perfarena-demo";
+
 /// What `create` wrote.
 pub struct ToyProject {
     pub dir: PathBuf,
@@ -60,6 +64,31 @@ fn write_dir(dir: &Dir<'_>, strip: &Path, target: &Path) -> Result<()> {
     Ok(())
 }
 
+/// True when `dir` holds a demo project written by `create`.
+pub fn is_demo_project(dir: &Path) -> bool {
+    dir.join(MARKER).is_file()
+}
+
+/// The demo project `create` wrote into `dir` earlier.
+pub fn open(dir: &Path) -> Result<ToyProject> {
+    let cand_dir = dir.join("candidates");
+    let mut candidates = Vec::new();
+    for entry in std::fs::read_dir(&cand_dir)
+        .with_context(|| format!("cannot read {}", cand_dir.display()))?
+    {
+        let path = entry?.path();
+        if let Some(name) = path.file_stem().and_then(|s| s.to_str()) {
+            candidates.push((name.to_string(), path.clone()));
+        }
+    }
+    candidates.sort();
+    Ok(ToyProject {
+        dir: dir.to_path_buf(),
+        tasks_file: dir.join("tasks.jsonl"),
+        candidates,
+    })
+}
+
 /// Writes the toy project into `dir` (which must be empty or absent).
 pub fn create(dir: &Path) -> Result<ToyProject> {
     if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
@@ -68,6 +97,13 @@ pub fn create(dir: &Path) -> Result<ToyProject> {
             dir.display()
         );
     }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    std::fs::write(
+        dir.join(MARKER),
+        "a demo project written by `perfarena demo`; `perfarena -C <this directory> demo` \
+         runs it again; delete the directory when you are done\n",
+    )
+    .with_context(|| format!("cannot write in {}", dir.display()))?;
     let repo = dir.join("repo");
     std::fs::create_dir_all(&repo).with_context(|| format!("cannot create {}", repo.display()))?;
     git(&repo, &["init", "-q", "-b", "main"], "2024-01-01T00:00:00Z")?;

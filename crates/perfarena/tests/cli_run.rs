@@ -224,8 +224,9 @@ fn demo_runs_end_to_end_and_writes_the_report() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("demo");
     let out = common::bin()
-        .args(["demo", "--repeats", "1", "--dir"])
+        .arg("-C")
         .arg(&dir)
+        .args(["demo", "--repeats", "1"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));

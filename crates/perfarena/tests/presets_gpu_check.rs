@@ -78,7 +78,7 @@ fn the_dry_run_prints_every_step_a_gpu_machine_would_run() {
         "nvidia-smi: not found (a real run stops here",
         "docker run --rm --gpus all --network none",
         "nvidia-smi -L",
-        "demo --no-run --dir",
+        "demo --no-run",
         "images build --all --no-push",
         "run --backend docker --repeats 1",
         "dry run: nothing was run",

@@ -1,18 +1,15 @@
 //! `perfarena demo`: the toy example end to end, offline, on the local backend.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result};
+use anyhow::{Context as _, Result, bail};
 
 use crate::commands::run::RunArgs;
 use crate::context::Ctx;
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
-    /// Where to create the example (default: a new directory under the system temp dir).
-    #[arg(long)]
-    pub dir: Option<PathBuf>,
     /// Measured rounds per variant.
     #[arg(long, default_value_t = 3)]
     pub repeats: u32,
@@ -21,15 +18,96 @@ pub struct DemoArgs {
     pub no_run: bool,
 }
 
-pub fn run(args: &DemoArgs) -> Result<ExitCode> {
-    let dir = match &args.dir {
-        Some(dir) => dir.clone(),
-        None => {
-            std::env::temp_dir().join(format!("perfarena-demo-{}", crate::runner::new_run_id()))
+/// Where the demo project lives, and whether this invocation made it.
+enum DemoDir {
+    /// A fresh directory under the system temp dir (no `-C`).
+    Fresh(PathBuf),
+    /// The `-C` directory, absent or empty before.
+    Created(PathBuf),
+    /// The `-C` directory, a demo project from an earlier `perfarena demo`.
+    Reused(PathBuf),
+}
+
+/// Chooses the demo's directory. The demo never writes into or over a user's files: without
+/// `-C` it makes a fresh directory; with `-C` the directory must be absent, empty, or a demo
+/// project written earlier (recognised by its marker file).
+fn demo_dir(dir: Option<&Path>) -> Result<DemoDir> {
+    let Some(dir) = dir else {
+        let fresh = tempfile::Builder::new()
+            .prefix("perfarena-demo-")
+            .tempdir()
+            .with_context(|| {
+                format!(
+                    "cannot create a directory for the demo under {}: set TMPDIR to a writable \
+                     directory, or pass -C with a new directory",
+                    std::env::temp_dir().display()
+                )
+            })?;
+        return Ok(DemoDir::Fresh(fresh.keep()));
+    };
+    let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+    if crate::toy::is_demo_project(&dir) {
+        return Ok(DemoDir::Reused(dir));
+    }
+    if dir.exists() {
+        if !dir.is_dir() {
+            bail!(
+                "{} is not a directory: pass -C with a new directory for the demo, or run \
+                 `perfarena demo` without -C (it makes a fresh one)",
+                dir.display()
+            );
+        }
+        let mut entries = std::fs::read_dir(&dir).with_context(|| {
+            format!(
+                "cannot read {}: pass -C with a directory you can write",
+                dir.display()
+            )
+        })?;
+        if entries.next().is_some() {
+            bail!(
+                "{} is not empty and is not a demo project: the demo never writes into your \
+                 files; pass -C with a new or empty directory, or run `perfarena demo` without -C \
+                 (it makes a fresh directory)",
+                dir.display()
+            );
+        }
+    }
+    Ok(DemoDir::Created(dir))
+}
+
+pub fn run(dir: Option<&Path>, suite: Option<&Path>, args: &DemoArgs) -> Result<ExitCode> {
+    if let Some(suite) = suite {
+        bail!(
+            "--suite {} does not apply to `demo`: the demo writes its own suite",
+            suite.display()
+        );
+    }
+    let toy = match demo_dir(dir)? {
+        DemoDir::Fresh(dir) => {
+            let toy = crate::toy::create(&dir)?;
+            println!("demo project: {} (new)", toy.dir.display());
+            toy
+        }
+        DemoDir::Created(dir) => {
+            let toy = crate::toy::create(&dir).with_context(|| {
+                format!(
+                    "cannot create the demo in {}: pass -C with a directory you can write, or \
+                     run `perfarena demo` without -C",
+                    dir.display()
+                )
+            })?;
+            println!("demo project: {} (new)", toy.dir.display());
+            toy
+        }
+        DemoDir::Reused(dir) => {
+            let toy = crate::toy::open(&dir)?;
+            println!(
+                "demo project: {} (reused: a demo project from an earlier run)",
+                toy.dir.display()
+            );
+            toy
         }
     };
-    let toy = crate::toy::create(&dir)?;
-    println!("toy example created in {}", toy.dir.display());
     let ctx = Ctx::new(&toy.dir, None);
     let tasks = crate::commands::tasks::read_task_rows(&toy.tasks_file)?;
     let suite = ctx.suite_required()?;

@@ -33,8 +33,9 @@ pub fn toy_project() -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dir = tmp.path().join("toy");
     let out = bin()
-        .args(["demo", "--no-run", "--dir"])
+        .arg("-C")
         .arg(&dir)
+        .args(["demo", "--no-run"])
         .output()
         .expect("demo runs");
     assert!(

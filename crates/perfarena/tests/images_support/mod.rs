@@ -119,8 +119,9 @@ impl Toy {
         let tmp = tempfile::tempdir().expect("tempdir");
         let dir = tmp.path().join("toy");
         let out = bin()
-            .args(["demo", "--no-run", "--dir"])
+            .arg("-C")
             .arg(&dir)
+            .args(["demo", "--no-run"])
             .output()
             .expect("demo runs");
         assert!(out.status.success(), "demo --no-run: {}", text(&out));
