@@ -14,7 +14,12 @@ fn names(arg: &clap::Arg) -> (Vec<String>, Vec<char>) {
         .get_long()
         .into_iter()
         .map(str::to_string)
-        .chain(arg.get_all_aliases().unwrap_or_default().into_iter().map(str::to_string))
+        .chain(
+            arg.get_all_aliases()
+                .unwrap_or_default()
+                .into_iter()
+                .map(str::to_string),
+        )
         .collect();
     let shorts = arg
         .get_short()
@@ -59,7 +64,13 @@ fn collisions(command: &Command) -> Vec<String> {
             }
         }
         for sub in command.get_subcommands() {
-            walk(sub, &format!("{path} {}", sub.get_name()), &longs, &shorts, out);
+            walk(
+                sub,
+                &format!("{path} {}", sub.get_name()),
+                &longs,
+                &shorts,
+                out,
+            );
         }
     }
     let mut out = Vec::new();
@@ -92,12 +103,7 @@ fn no_subcommand_option_shares_a_name_with_a_global_option() {
 fn the_collision_check_finds_a_shadowed_option() {
     // The bug this check exists for: `demo --dir` under the global `-C/--dir`.
     let command = Command::new("tool")
-        .arg(
-            clap::Arg::new("dir")
-                .short('C')
-                .long("dir")
-                .global(true),
-        )
+        .arg(clap::Arg::new("dir").short('C').long("dir").global(true))
         .subcommand(
             Command::new("demo")
                 .arg(clap::Arg::new("dir").long("dir"))
@@ -276,11 +282,26 @@ fn the_docs_check_rejects_an_unknown_flag_and_reads_synopses() {
             .chain(args)
             .collect::<Vec<_>>()
     };
-    assert!(Cli::command().try_get_matches_from(argv("report --no-such-flag")).is_err());
-    assert!(Cli::command().try_get_matches_from(argv("no-such-command")).is_err());
+    assert!(
+        Cli::command()
+            .try_get_matches_from(argv("report --no-such-flag"))
+            .is_err()
+    );
+    assert!(
+        Cli::command()
+            .try_get_matches_from(argv("no-such-command"))
+            .is_err()
+    );
     assert_eq!(
         argv("images build (--all | --commit PREFIX...) [--variant baseline|human]  # note"),
-        ["perfarena", "images", "build", "--all", "--variant", "baseline"]
+        [
+            "perfarena",
+            "images",
+            "build",
+            "--all",
+            "--variant",
+            "baseline"
+        ]
     );
     assert!(
         Cli::command()

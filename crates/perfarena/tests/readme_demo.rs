@@ -220,7 +220,11 @@ fn demo_from_a_users_project_runs_and_leaves_it_untouched() {
     let report = printed_report(&text);
     assert!(report.starts_with(&demo_tmp), "{}", report.display());
     assert_report_shows_the_variants(&report);
-    assert_eq!(before, snapshot_tree(&project), "the user's project changed");
+    assert_eq!(
+        before,
+        snapshot_tree(&project),
+        "the user's project changed"
+    );
 
     // Pointed at the user's project, the demo refuses and writes nothing.
     let out = demo(
@@ -234,7 +238,11 @@ fn demo_from_a_users_project_runs_and_leaves_it_untouched() {
         err.contains("is not empty and is not a demo project") && err.contains("-C"),
         "a clear error that says what to do: {err}"
     );
-    assert_eq!(before, snapshot_tree(&project), "the user's project changed");
+    assert_eq!(
+        before,
+        snapshot_tree(&project),
+        "the user's project changed"
+    );
 }
 
 #[test]
@@ -275,7 +283,11 @@ fn demo_with_a_directory_creates_reuses_or_refuses_it() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains(&format!("demo project: {dir_arg} (new)")));
     // The same directory again: recognised as the demo's own and reused.
-    let out = demo(tmp.path(), tmp.path(), &["-C", dir_arg, "demo", "--repeats", "1"]);
+    let out = demo(
+        tmp.path(),
+        tmp.path(),
+        &["-C", dir_arg, "demo", "--repeats", "1"],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("(reused"), "{text}");

@@ -154,6 +154,11 @@ pub fn run(dir: Option<&Path>, suite: Option<&Path>, args: &DemoArgs) -> Result<
     std::fs::write(&report, perfarena_report::markdown(&model))
         .with_context(|| format!("cannot write {}", report.display()))?;
     println!("report: {}", report.display());
+    println!(
+        "more: perfarena -C {} report --format html --out {}",
+        toy.dir.display(),
+        toy.dir.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
