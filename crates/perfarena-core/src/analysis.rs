@@ -1,7 +1,7 @@
-//! The report model: per task, what each variant measured and how the variants compare, and
-//! the status analysis ([`crate::categorize`]: categories, findings, recoverability, outcome
-//! tables, quadrants) embedded as it is. A pure function of the tasks, the attempts, image
-//! availability, judge labels and the suite; renderers only format it.
+//! Measurements: per task, what each variant measured and how the variants compare (Welch on
+//! logs, Holm across the task's comparisons). A pure function of the tasks, the attempts and the
+//! metric settings; the status analysis (`categorize`) and the report model
+//! (`report`) are built on it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -9,20 +9,12 @@ use std::fmt;
 use serde::{Serialize, Serializer};
 
 use crate::attempt::{AttemptRecord, AttemptStatus, FailureClass, FailureKind};
-use crate::categorize::{
-    LegacyView, OutcomeTable, ProvenanceSummary, QuadrantTable, Recommendation, StatusInput,
-    StatusSummary, TaskStatus, status_model,
-};
 use crate::ids::VariantKind;
 use crate::stats::{
     Comparison, DEFAULT_NOISE_FLOOR, DEFAULT_NOISE_MULTIPLIER, Direction, SamplePair, StatsConfig,
-    Verdict, compare_family, legacy_verdict, noise_delta,
+    Verdict, compare_family, noise_delta,
 };
 use crate::task::Task;
-
-/// Version of the report model (and of `perfarena report --format json`); `docs/report-schema.md`
-/// describes it and what changed from the previous one.
-pub const REPORT_VERSION: u32 = 2;
 
 /// What one variant of one task measured.
 #[derive(Debug, Clone, Serialize)]
@@ -145,8 +137,9 @@ pub enum DeltaSource {
     Noise,
 }
 
+/// One task's measurements and comparisons.
 #[derive(Debug, Clone, Serialize)]
-pub struct TaskReport {
+pub struct TaskMeasurement {
     pub task: Task,
     pub model: Option<String>,
     /// The equivalence margin δ of this task's comparisons (a fraction) and where it came from.
@@ -154,88 +147,6 @@ pub struct TaskReport {
     pub delta_source: DeltaSource,
     pub variants: Vec<VariantSummary>,
     pub comparisons: Vec<NamedComparison>,
-    /// The task's status analysis (category, finding, images, recoverability, candidate
-    /// outcomes); filled by [`report_model`], `None` from [`task_reports`] alone.
-    pub status: Option<TaskStatus>,
-}
-
-/// Everything a report shows: the model the renderers format.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReportModel {
-    pub version: u32,
-    pub suite: String,
-    pub primary_metric: String,
-    pub direction: Direction,
-    /// The (family-wise) confidence level of the intervals.
-    pub confidence: f64,
-    /// The suite's δ; 0 means each task's δ comes from its baseline's noise.
-    pub delta: f64,
-    /// The runs whose attempts are included (empty: all attempts in the store).
-    pub runs: Vec<String>,
-    /// The legacy single-threshold view, when on.
-    pub legacy: Option<LegacyView>,
-    pub provenance: ProvenanceSummary,
-    /// Where image availability came from (`registry`, `import:<name>`…).
-    pub image_sources: Vec<String>,
-    /// The executive summary's counts.
-    pub summary: StatusSummary,
-    /// Per candidate, against the human change and against the baseline (usable tasks).
-    pub outcomes: Vec<OutcomeTable>,
-    pub quadrants: Vec<QuadrantTable>,
-    /// Steps derived from the recoverability data.
-    pub recommendations: Vec<Recommendation>,
-    pub tasks: Vec<TaskReport>,
-}
-
-/// Builds the report model: the status analysis of `input` (computed once, by
-/// [`crate::categorize::status_model`]) with each task's measurements and comparisons.
-pub fn report_model(input: &StatusInput<'_>, runs: Vec<String>) -> ReportModel {
-    let settings = crate::categorize::settings_from_suite(input.suite);
-    let status = status_model(input);
-    let legacy_pct = status.legacy.as_ref().map(|view| view.threshold_pct);
-    let mut by_commit: BTreeMap<_, TaskStatus> = status
-        .tasks
-        .into_iter()
-        .map(|t| (t.commit.clone(), t))
-        .collect();
-    let mut tasks = task_reports(input.tasks, input.attempts, &settings);
-    for task in &mut tasks {
-        task.status = by_commit.remove(&task.task.commit);
-        if let Some(pct) = legacy_pct {
-            let medians: BTreeMap<&VariantKind, Option<f64>> = task
-                .variants
-                .iter()
-                .map(|v| (&v.variant, v.median))
-                .collect();
-            for comparison in &mut task.comparisons {
-                let median = |kind: &VariantKind| medians.get(kind).copied().flatten();
-                comparison.legacy =
-                    match (median(&comparison.control), median(&comparison.treatment)) {
-                        (Some(control), Some(treatment)) => {
-                            Some(legacy_verdict(control, treatment, settings.direction, pct))
-                        }
-                        _ => None,
-                    };
-            }
-        }
-    }
-    ReportModel {
-        version: REPORT_VERSION,
-        suite: input.suite.suite.name.clone(),
-        primary_metric: settings.primary.clone(),
-        direction: settings.direction,
-        confidence: settings.stats.confidence,
-        delta: settings.stats.delta,
-        runs,
-        legacy: status.legacy,
-        provenance: status.provenance,
-        image_sources: status.image_sources,
-        summary: status.summary,
-        outcomes: status.outcomes,
-        quadrants: status.quadrants,
-        recommendations: status.recommendations,
-        tasks,
-    }
 }
 
 /// Settings the model is computed with.
@@ -248,11 +159,11 @@ pub struct AnalysisSettings {
 }
 
 /// Builds each task's summary and comparisons from its attempts.
-pub fn task_reports(
+pub fn task_measurements(
     tasks: &[Task],
     attempts: &[AttemptRecord],
     settings: &AnalysisSettings,
-) -> Vec<TaskReport> {
+) -> Vec<TaskMeasurement> {
     tasks
         .iter()
         .map(|task| {
@@ -305,14 +216,13 @@ pub fn task_reports(
                 ..settings.stats
             };
             let comparisons = compare_variants(&variants, settings.direction, &stats);
-            TaskReport {
+            TaskMeasurement {
                 model: task.model(),
                 task: task.clone(),
                 delta,
                 delta_source,
                 variants,
                 comparisons,
-                status: None,
             }
         })
         .collect()
@@ -527,7 +437,7 @@ mod tests {
         );
         warm.is_warmup = true;
         attempts.push(warm);
-        let reports = task_reports(&[task], &attempts, &settings());
+        let reports = task_measurements(&[task], &attempts, &settings());
         let report = &reports[0];
         assert_eq!(report.variants.len(), 3);
         let baseline = &report.variants[0];
@@ -605,7 +515,7 @@ mod tests {
             c.metadata = serde_json::json!({"harness_paths": ["benchmarks/benchmark_serving.py"]});
             attempts.push(c);
         }
-        let report = &task_reports(&[task], &attempts, &settings())[0];
+        let report = &task_measurements(&[task], &attempts, &settings())[0];
         let human_vs_base = &report.comparisons[0];
         assert_eq!(human_vs_base.verdict_label(), "crashed (infra)");
         let cand_vs_human = report
@@ -657,7 +567,7 @@ mod tests {
         }
         let mut settings = settings();
         settings.stats.delta = 0.0;
-        let report = &task_reports(&[task], &attempts, &settings)[0];
+        let report = &task_measurements(&[task], &attempts, &settings)[0];
         assert_eq!(report.delta_source, DeltaSource::Noise);
         assert!(
             report.delta > 0.02 && report.delta < 0.04,
@@ -665,48 +575,6 @@ mod tests {
             report.delta
         );
         assert_eq!(report.comparisons[0].comparison.delta, report.delta);
-    }
-
-    #[test]
-    fn report_model_embeds_the_status_analysis_and_the_legacy_view() {
-        let suite = crate::Suite::defaults();
-        let task = Task::new(CommitId::parse(&"d".repeat(40)).unwrap());
-        let mut attempts = Vec::new();
-        for round in 0..3 {
-            attempts.push(attempt(
-                &task,
-                VariantKind::Baseline,
-                round,
-                AttemptStatus::Ok,
-                Some(100.0 + round as f64),
-            ));
-            attempts.push(attempt(
-                &task,
-                VariantKind::Human,
-                round,
-                AttemptStatus::Ok,
-                Some(110.0 + round as f64),
-            ));
-        }
-        for attempt in &mut attempts {
-            attempt.samples[0].0 = suite.metric.primary.clone();
-        }
-        let input = StatusInput {
-            suite: &suite,
-            tasks: std::slice::from_ref(&task),
-            attempts: &attempts,
-            images: &[],
-            listings: &[],
-            labels: &[],
-            legacy_threshold_pct: Some(2.0),
-        };
-        let model = report_model(&input, vec!["r1".into()]);
-        assert_eq!(model.version, REPORT_VERSION);
-        assert_eq!(model.summary.n_tasks, 1);
-        let report = &model.tasks[0];
-        assert!(report.status.is_some());
-        assert_eq!(report.comparisons[0].legacy, Some(Verdict::Better));
-        assert_eq!(model.legacy.as_ref().map(|l| l.threshold_pct), Some(2.0));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod import;
 pub mod import_results;
 pub mod parse;
 pub mod patch;
+pub mod report;
 pub mod stats;
 pub mod suite;
 pub mod suite_docker;

@@ -6,8 +6,9 @@
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use perfarena_core::analysis::{NamedComparison, ReportModel, ShownVerdict, TaskReport};
+use perfarena_core::analysis::{NamedComparison, ShownVerdict};
 use perfarena_core::categorize::Outcome;
+use perfarena_core::report::{ReportModel, TaskReport};
 use perfarena_core::stats::Verdict;
 
 use crate::RenderError;
@@ -68,7 +69,7 @@ struct ForestRow {
 fn forest_rows(model: &ReportModel) -> Vec<ForestRow> {
     let mut rows = Vec::new();
     for task in &model.tasks {
-        for c in &task.comparisons {
+        for c in &task.measured.comparisons {
             let Some(estimate) = c.comparison.change_pct() else {
                 continue;
             };
@@ -89,7 +90,12 @@ fn forest_rows(model: &ReportModel) -> Vec<ForestRow> {
 }
 
 pub(crate) fn comparison_label(task: &TaskReport, c: &NamedComparison) -> String {
-    format!("{} {} vs {}", task.task.short_id(), c.treatment, c.control)
+    format!(
+        "{} {} vs {}",
+        task.measured.task.short_id(),
+        c.treatment,
+        c.control
+    )
 }
 
 /// Pixel width of a label in the estimate plotters' naive text layout uses (≈0.46 em a char).
@@ -304,12 +310,16 @@ pub(crate) fn distribution(
     task: &TaskReport,
     primary: &str,
 ) -> Result<Option<String>, RenderError> {
-    if task.variants.iter().all(|v| v.values.is_empty()) {
+    if task.measured.variants.iter().all(|v| v.values.is_empty()) {
         return Ok(None);
     }
     let err = chart_error("distribution");
-    let n = task.variants.len();
-    let all = task.variants.iter().flat_map(|v| v.values.iter().copied());
+    let n = task.measured.variants.len();
+    let all = task
+        .measured
+        .variants
+        .iter()
+        .flat_map(|v| v.values.iter().copied());
     let (mut lo, mut hi) = all.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| {
         (a.min(v), b.max(v))
     });
@@ -338,7 +348,7 @@ pub(crate) fn distribution(
             .label_style((FONT, 11))
             .draw()
             .map_err(|e| err(e.to_string()))?;
-        for (idx, variant) in task.variants.iter().enumerate() {
+        for (idx, variant) in task.measured.variants.iter().enumerate() {
             let x = idx as f64;
             let color = if variant.values.is_empty() {
                 ORANGE

@@ -3,8 +3,9 @@
 
 use std::fmt::Write as _;
 
-use perfarena_core::analysis::{DeltaSource, ReportModel, TaskReport};
+use perfarena_core::analysis::DeltaSource;
 use perfarena_core::categorize::{Category, Outcome, Quadrant, TaskStatus};
+use perfarena_core::report::{ReportModel, TaskReport};
 
 use crate::charts::{
     css_color, distribution, forest_plot, outcome_bars, outcome_color, verdict_color,
@@ -378,12 +379,17 @@ fn findings(out: &mut String, model: &ReportModel) {
         );
     }
     for task in &model.tasks {
-        for v in task.variants.iter().filter(|v| !v.harness_paths.is_empty()) {
+        for v in task
+            .measured
+            .variants
+            .iter()
+            .filter(|v| !v.harness_paths.is_empty())
+        {
             any = true;
             let _ = writeln!(
                 out,
                 "<li class=\"warn\"><code>{}</code> {} touches the benchmark harness: {}</li>",
-                esc(task.task.short_id()),
+                esc(task.measured.task.short_id()),
                 esc(&v.variant.to_string()),
                 esc(&v.harness_paths.join(", "))
             );
@@ -427,13 +433,13 @@ fn task_section(
     task: &TaskReport,
     model: &ReportModel,
 ) -> Result<(), RenderError> {
-    let short = task.task.short_id();
+    let short = task.measured.task.short_id();
     let _ = writeln!(out, "<article id=\"task-{}\">", esc(short));
     let _ = writeln!(
         out,
         "<h3><code>{}</code> {}</h3>",
         esc(short),
-        esc(task.task.subject.as_deref().unwrap_or(""))
+        esc(task.measured.task.subject.as_deref().unwrap_or(""))
     );
     let mut meta = Vec::new();
     if let Some(status) = &task.status {
@@ -454,16 +460,19 @@ fn task_section(
             ));
         }
     }
-    let source = match task.delta_source {
+    let source = match task.measured.delta_source {
         DeltaSource::Suite => "suite",
         DeltaSource::Noise => "measured baseline noise",
     };
-    meta.push(format!("δ = ±{} % ({source})", fmt_num(task.delta * 100.0)));
-    if let Some(url) = &task.task.pr_url {
+    meta.push(format!(
+        "δ = ±{} % ({source})",
+        fmt_num(task.measured.delta * 100.0)
+    ));
+    if let Some(url) = &task.measured.task.pr_url {
         meta.push(link(url, "pull request"));
     }
     let _ = writeln!(out, "<p class=\"meta\">{}</p>", meta.join(" · "));
-    if task.variants.is_empty() {
+    if task.measured.variants.is_empty() {
         let _ = writeln!(out, "<p>No attempts yet.</p></article>");
         return Ok(());
     }
@@ -472,7 +481,7 @@ fn task_section(
         "<table>\n<tr><th>variant</th><th>status</th><th>ok / attempts</th><th>warm-ups</th><th>median {}</th><th>vs baseline</th><th>provenance</th><th>note</th></tr>",
         esc(&model.primary_metric)
     );
-    for v in &task.variants {
+    for v in &task.measured.variants {
         let mut note = String::new();
         if !v.harness_paths.is_empty() {
             let _ = write!(
@@ -508,7 +517,7 @@ fn task_section(
         );
     }
     let _ = writeln!(out, "</table>");
-    if !task.comparisons.is_empty() {
+    if !task.measured.comparisons.is_empty() {
         let _ = write!(
             out,
             "<table>\n<tr><th>comparison</th><th>verdict</th><th>change</th><th>interval</th><th>n</th><th>p (Holm)</th>"
@@ -517,7 +526,7 @@ fn task_section(
             let _ = write!(out, "<th>legacy</th>");
         }
         let _ = writeln!(out, "</tr>");
-        for c in &task.comparisons {
+        for c in &task.measured.comparisons {
             let cmp = &c.comparison;
             let ci = match (cmp.ci_low, cmp.ci_high) {
                 (Some(lo), Some(hi)) => {

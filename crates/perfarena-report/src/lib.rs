@@ -1,6 +1,6 @@
 //! Renderers of the report model: Markdown, JSON (versioned schema), HTML with inline SVG charts
 //! and CSV of attempts. They format; every number comes from
-//! [`perfarena_core::analysis::ReportModel`] (or, for CSV, from the attempt records).
+//! [`perfarena_core::report::ReportModel`] (or, for CSV, from the attempt records).
 
 mod charts;
 mod csv;
@@ -12,7 +12,7 @@ pub use csv::{CSV_COLUMNS, attempts_csv};
 pub use html::html;
 pub use markdown::markdown;
 
-use perfarena_core::analysis::ReportModel;
+use perfarena_core::report::ReportModel;
 use perfarena_core::stats::Direction;
 
 #[derive(Debug, thiserror::Error)]

@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use perfarena_core::analysis::{ReportModel, TaskReport};
 use perfarena_core::categorize::{Category, Finding, Outcome, Quadrant, TaskStatus};
+use perfarena_core::report::{ReportModel, TaskReport};
 
 use crate::{cell, ci_pct, direction_text, fmt_num, fmt_pct, truncate};
 
@@ -289,7 +289,8 @@ fn key_findings(out: &mut String, model: &ReportModel) {
         .tasks
         .iter()
         .flat_map(|t| {
-            t.variants
+            t.measured
+                .variants
                 .iter()
                 .filter(|v| !v.harness_paths.is_empty())
                 .map(move |v| (t, v))
@@ -297,7 +298,7 @@ fn key_findings(out: &mut String, model: &ReportModel) {
         .map(|(t, v)| {
             format!(
                 "- `{}` {}: touches {}",
-                t.task.short_id(),
+                t.measured.task.short_id(),
                 v.variant,
                 v.harness_paths.join(", ")
             )
@@ -428,9 +429,10 @@ fn recommendations(out: &mut String, model: &ReportModel) {
 
 fn task_section(out: &mut String, task: &TaskReport, model: &ReportModel) {
     let primary = &model.primary_metric;
-    let subject = task.task.subject.as_deref().unwrap_or("");
-    let _ = writeln!(out, "### {} {}\n", task.task.short_id(), subject);
+    let subject = task.measured.task.subject.as_deref().unwrap_or("");
+    let _ = writeln!(out, "### {} {}\n", task.measured.task.short_id(), subject);
     let parent = task
+        .measured
         .task
         .parent
         .as_ref()
@@ -440,14 +442,14 @@ fn task_section(out: &mut String, task: &TaskReport, model: &ReportModel) {
         .status
         .as_ref()
         .and_then(|s| s.model.clone())
-        .or_else(|| task.model.clone());
+        .or_else(|| task.measured.model.clone());
     let _ = write!(
         out,
         "Parent `{parent}`, model `{}`, benchmark `{}`",
         model_name.as_deref().unwrap_or("unknown"),
-        task.task.bench_kind().as_str()
+        task.measured.task.bench_kind().as_str()
     );
-    if let Some(url) = &task.task.pr_url {
+    if let Some(url) = &task.measured.task.pr_url {
         let _ = write!(out, ", [PR]({url})");
     }
     let _ = writeln!(out, ".");
@@ -471,16 +473,16 @@ fn task_section(out: &mut String, task: &TaskReport, model: &ReportModel) {
             );
         }
     }
-    let delta_from = match task.delta_source {
+    let delta_from = match task.measured.delta_source {
         perfarena_core::analysis::DeltaSource::Suite => "suite",
         perfarena_core::analysis::DeltaSource::Noise => "measured baseline noise",
     };
     let _ = writeln!(
         out,
         "δ = ±{} % ({delta_from}).\n",
-        fmt_num(task.delta * 100.0)
+        fmt_num(task.measured.delta * 100.0)
     );
-    if task.variants.is_empty() {
+    if task.measured.variants.is_empty() {
         let _ = writeln!(out, "No attempts yet.\n");
         return;
     }
@@ -489,7 +491,7 @@ fn task_section(out: &mut String, task: &TaskReport, model: &ReportModel) {
         "| variant | status | ok / attempts | warm-ups | median `{primary}` | vs baseline | note |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|");
-    for v in &task.variants {
+    for v in &task.measured.variants {
         let median = v.median.map(fmt_num).unwrap_or_else(|| "—".into());
         let change = v
             .change_vs_baseline_pct
@@ -527,7 +529,7 @@ fn task_section(out: &mut String, task: &TaskReport, model: &ReportModel) {
             cell(note.trim())
         );
     }
-    if !task.comparisons.is_empty() {
+    if !task.measured.comparisons.is_empty() {
         let legacy = model.legacy.as_ref().map(|l| l.threshold_pct);
         let _ = write!(
             out,
@@ -542,7 +544,7 @@ fn task_section(out: &mut String, task: &TaskReport, model: &ReportModel) {
             "|---|---|---|---|---|---|{}",
             if legacy.is_some() { "---|" } else { "" }
         );
-        for c in &task.comparisons {
+        for c in &task.measured.comparisons {
             let cmp = &c.comparison;
             let change = cmp.change_pct().map(fmt_pct).unwrap_or_else(|| "—".into());
             let ci = match (cmp.ci_low, cmp.ci_high) {

@@ -1,7 +1,7 @@
 //! The JSON report's schema (`docs/report-schema.json`, JSON Schema 2020-12) and the version
 //! check a reader of `perfarena report --format json` output does first.
 
-use perfarena_core::analysis::REPORT_VERSION;
+use perfarena_core::report::REPORT_VERSION;
 
 /// The JSON Schema of the current report version.
 pub const SCHEMA: &str = include_str!("../../../docs/report-schema.json");

@@ -13,7 +13,7 @@ use perfarena_backend::{
     AttemptOutcome, AttemptSpec, Backend, BackendError, CancelToken, PatchSpec, Prepared,
     ReadinessSpec, RoundSpec, VariantSpec,
 };
-use perfarena_core::analysis::{AnalysisSettings, task_reports};
+use perfarena_core::analysis::{AnalysisSettings, task_measurements};
 use perfarena_core::events::{Event, EventSink};
 use perfarena_core::parse::{FormatChoice, parse_log};
 use perfarena_core::stats::{
@@ -709,7 +709,7 @@ impl Runner<'_> {
             direction: self.suite.metric.direction,
             stats: adaptive.stats_config(&base),
         };
-        let report = task_reports(std::slice::from_ref(task), &attempts, &settings);
+        let report = task_measurements(std::slice::from_ref(task), &attempts, &settings);
         let comparisons: Vec<_> = report[0]
             .comparisons
             .iter()

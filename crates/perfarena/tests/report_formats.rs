@@ -87,7 +87,7 @@ fn json_matches_its_schema_and_snapshot() {
         "report does not match docs/report-schema.json:\n{}",
         errors.join("\n")
     );
-    assert_eq!(value["version"], perfarena_core::analysis::REPORT_VERSION);
+    assert_eq!(value["version"], perfarena_core::report::REPORT_VERSION);
 
     // The schema is strict enough to catch drift: an unknown field or a wrong verdict fails.
     let mut broken = value.clone();

@@ -1,8 +1,15 @@
 //! Tests of the status analysis: one small fixture per category and finding, then outcomes,
 //! the legacy view, quadrants and recommendations.
 
+use std::collections::BTreeSet;
+
 use super::*;
-use crate::attempt::Provenance;
+use crate::attempt::{AttemptRecord, AttemptStatus, FailureKind, Provenance};
+use crate::availability::{ImageAvailability, ImageListing, Presence};
+use crate::ids::{CandidateName, CommitId, VariantKind};
+use crate::suite::Suite;
+use crate::task::Task;
+use crate::triage::Triage;
 
 const SUITE: &str = r#"
 [suite]

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 
 use perfarena_core::Suite;
-use perfarena_core::analysis::{ReportModel, report_model};
 use perfarena_core::attempt::AttemptRecord;
 use perfarena_core::categorize::StatusInput;
+use perfarena_core::report::{ReportModel, report_model};
 use perfarena_store::{AttemptFilter, Store};
 
 use crate::context::Ctx;
@@ -161,10 +161,10 @@ pub fn print_summary(suite: &Suite, store: &Store, run_id: Option<&str>) -> Resu
             .unwrap_or("");
         println!(
             "{} {} [{category}]",
-            task.task.short_id(),
-            task.task.subject.as_deref().unwrap_or("")
+            task.measured.task.short_id(),
+            task.measured.task.subject.as_deref().unwrap_or("")
         );
-        for v in &task.variants {
+        for v in &task.measured.variants {
             let median = v
                 .median
                 .map(perfarena_report::fmt_num)
@@ -174,6 +174,7 @@ pub fn print_summary(suite: &Suite, store: &Store, run_id: Option<&str>) -> Resu
                 .map(perfarena_report::fmt_pct)
                 .unwrap_or_default();
             let verdict = task
+                .measured
                 .comparisons
                 .iter()
                 .find(|c| {
