@@ -10,38 +10,76 @@ use serde_json::{Map, Value};
 use crate::ids::CommitId;
 use crate::task::Task;
 
-/// Where a row came from: file and line (JSONL) or file and row index (JSON).
+/// Where a row came from: file and line (JSONL) or file and row index (JSON); the column where a
+/// line could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowLoc {
     pub file: String,
     pub line: Option<usize>,
     pub row: usize,
+    pub column: Option<usize>,
+}
+
+impl RowLoc {
+    /// Line `line` of a JSONL file, the `row`-th row read.
+    pub fn line(file: &str, line: usize, row: usize) -> RowLoc {
+        RowLoc {
+            file: file.into(),
+            line: Some(line),
+            row,
+            column: None,
+        }
+    }
+
+    /// The `row`-th row of a JSON document or a table.
+    pub fn row(file: &str, row: usize) -> RowLoc {
+        RowLoc {
+            file: file.into(),
+            line: None,
+            row,
+            column: None,
+        }
+    }
 }
 
 impl fmt::Display for RowLoc {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            Some(line) => write!(f, "{}:{}", self.file, line),
-            None => write!(f, "{}: row {}", self.file, self.row),
+        match (self.line, self.column) {
+            (Some(line), Some(column)) => write!(f, "{}:{line}:{column}", self.file),
+            (Some(line), None) => write!(f, "{}:{line}", self.file),
+            _ => write!(f, "{}: row {}", self.file, self.row),
         }
     }
 }
 
 /// A row that could not be imported, with what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{loc}: field `{field}`: {message}")]
+#[error("{loc}: {}{message}", field.as_ref().map(|f| format!("field `{f}`: ")).unwrap_or_default())]
 pub struct RowError {
     pub loc: RowLoc,
-    pub field: String,
+    /// The field at fault; `None` when the whole line is (malformed JSON, invalid UTF-8).
+    pub field: Option<String>,
     pub message: String,
+}
+
+impl RowError {
+    /// An error about one field of a row.
+    pub fn field(loc: &RowLoc, field: &str, message: String) -> RowError {
+        RowError {
+            loc: loc.clone(),
+            field: Some(field.to_string()),
+            message,
+        }
+    }
 }
 
 /// A file that could not be read as rows at all.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
+#[error("{file}{}{}: {message}", line.map(|l| format!(":{l}")).unwrap_or_default(), column.map(|c| format!(":{c}")).unwrap_or_default())]
 pub struct FileError {
     pub file: String,
     pub line: Option<usize>,
+    pub column: Option<usize>,
     pub message: String,
 }
 
@@ -52,83 +90,139 @@ pub struct RawRow {
     pub fields: Map<String, Value>,
 }
 
+/// The rows of a file and the lines that could not be read as rows (malformed JSON, invalid
+/// UTF-8, not an object): each names its line, and the other rows are still read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    pub rows: Vec<RawRow>,
+    pub errors: Vec<RowError>,
+}
+
+/// The text of an input file, or an error naming the line and column (in characters) of the
+/// first byte that is not UTF-8.
+pub fn decode_utf8<'a>(file: &str, bytes: &'a [u8]) -> Result<&'a str, FileError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let (line, column) = utf8_position(bytes, e.valid_up_to());
+        FileError {
+            file: file.into(),
+            line: Some(line),
+            column: Some(column),
+            message: utf8_message(bytes, e.valid_up_to()),
+        }
+    })
+}
+
+/// Line and column (1-based, the column in characters) of byte `at`, all of whose prefix is UTF-8.
+fn utf8_position(bytes: &[u8], at: usize) -> (usize, usize) {
+    let before = &bytes[..at];
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
+    (line, column)
+}
+
+fn utf8_message(bytes: &[u8], at: usize) -> String {
+    format!(
+        "invalid UTF-8 (byte 0x{:02X}): save the file as UTF-8",
+        bytes.get(at).copied().unwrap_or(0)
+    )
+}
+
 /// Reads the rows of a JSONL file, a JSON array of objects, or a JSON object whose values are
 /// rows (keyed by commit) or which holds an array under `rows`, `tasks`, `data` or `items`.
-pub fn read_rows(file: &str, text: &str) -> Result<Vec<RawRow>, FileError> {
-    let trimmed = text.trim_start_matches('\u{feff}').trim();
-    if trimmed.is_empty() {
-        return Ok(Vec::new());
-    }
-    if trimmed.starts_with('[') || trimmed.starts_with('{') {
-        match serde_json::from_str::<Value>(trimmed) {
+/// A JSONL line that is not a JSON object is an error for that line; a JSON document that does
+/// not parse (or is not UTF-8) is an error for the whole file.
+pub fn read_rows(file: &str, bytes: &[u8]) -> Result<Rows, FileError> {
+    let bytes = bytes.strip_prefix("\u{feff}".as_bytes()).unwrap_or(bytes);
+    let start = bytes.iter().position(|b| !b.is_ascii_whitespace());
+    let Some(start) = start else {
+        return Ok(Rows::default());
+    };
+    if matches!(bytes[start], b'[' | b'{') {
+        match serde_json::from_slice::<Value>(bytes) {
             Ok(Value::Array(items)) => return rows_from_array(file, items),
             Ok(Value::Object(object)) => return rows_from_object(file, object),
             Ok(_) => {}
             // A JSONL file also starts with `{`: fall through when the whole text is not one value.
-            Err(e) if trimmed.starts_with('[') => {
+            Err(e) if bytes[start] == b'[' => {
+                decode_utf8(file, bytes)?;
                 return Err(FileError {
                     file: file.into(),
                     line: Some(e.line()),
+                    column: Some(e.column()),
                     message: format!("invalid JSON: {e}"),
                 });
             }
             Err(_) => {}
         }
     }
-    let mut rows = Vec::new();
-    for (idx, line) in text.lines().enumerate() {
+    let mut out = Rows::default();
+    for (idx, raw) in bytes.split(|b| *b == b'\n').enumerate() {
         let line_no = idx + 1;
+        let bad = |column: Option<usize>, message: String| RowError {
+            loc: RowLoc {
+                column,
+                ..RowLoc::line(file, line_no, 0)
+            },
+            field: None,
+            message,
+        };
+        let line = match std::str::from_utf8(raw) {
+            Ok(line) => line,
+            Err(e) => {
+                let (_, column) = utf8_position(raw, e.valid_up_to());
+                out.errors
+                    .push(bad(Some(column), utf8_message(raw, e.valid_up_to())));
+                continue;
+            }
+        };
         let line = line.trim().trim_start_matches('\u{feff}');
         if line.is_empty() || line.starts_with("//") {
             continue;
         }
-        let value: Value = serde_json::from_str(line).map_err(|e| FileError {
-            file: file.into(),
-            line: Some(line_no),
-            message: format!("invalid JSON: {e} (expected one JSON object per line)"),
-        })?;
-        let Value::Object(fields) = value else {
-            return Err(FileError {
-                file: file.into(),
-                line: Some(line_no),
-                message: "expected a JSON object".into(),
-            });
-        };
-        rows.push(RawRow {
-            loc: RowLoc {
-                file: file.into(),
-                line: Some(line_no),
-                row: rows.len() + 1,
-            },
-            fields,
-        });
-    }
-    Ok(rows)
-}
-
-fn rows_from_array(file: &str, items: Vec<Value>) -> Result<Vec<RawRow>, FileError> {
-    items
-        .into_iter()
-        .enumerate()
-        .map(|(idx, item)| match item {
-            Value::Object(fields) => Ok(RawRow {
-                loc: RowLoc {
-                    file: file.into(),
-                    line: None,
-                    row: idx + 1,
-                },
+        match serde_json::from_str::<Value>(line) {
+            Ok(Value::Object(fields)) => out.rows.push(RawRow {
+                loc: RowLoc::line(file, line_no, out.rows.len() + 1),
                 fields,
             }),
-            _ => Err(FileError {
-                file: file.into(),
-                line: None,
-                message: format!("row {}: expected a JSON object", idx + 1),
-            }),
-        })
-        .collect()
+            Ok(_) => out.errors.push(bad(
+                None,
+                "expected a JSON object: the line is skipped".into(),
+            )),
+            Err(e) => out.errors.push(bad(
+                None,
+                format!(
+                    "invalid JSON: {e} (expected one JSON object per line): the line is skipped"
+                ),
+            )),
+        }
+    }
+    Ok(out)
 }
 
-fn rows_from_object(file: &str, mut object: Map<String, Value>) -> Result<Vec<RawRow>, FileError> {
+fn rows_from_array(file: &str, items: Vec<Value>) -> Result<Rows, FileError> {
+    let mut out = Rows::default();
+    for (idx, item) in items.into_iter().enumerate() {
+        let loc = RowLoc::row(file, idx + 1);
+        match item {
+            Value::Object(fields) => out.rows.push(RawRow { loc, fields }),
+            _ => out.errors.push(RowError {
+                loc,
+                field: None,
+                message: "expected a JSON object: the row is skipped".into(),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+fn rows_from_object(file: &str, mut object: Map<String, Value>) -> Result<Rows, FileError> {
     for key in ["rows", "tasks", "data", "items"] {
         if let Some(Value::Array(_)) = object.get(key) {
             if let Some(Value::Array(items)) = object.remove(key) {
@@ -146,25 +240,23 @@ fn rows_from_object(file: &str, mut object: Map<String, Value>) -> Result<Vec<Ra
                 fields.insert("commit_hash".into(), Value::String(key));
             }
             rows.push(RawRow {
-                loc: RowLoc {
-                    file: file.into(),
-                    line: None,
-                    row: idx + 1,
-                },
+                loc: RowLoc::row(file, idx + 1),
                 fields,
             });
         }
-        return Ok(rows);
+        return Ok(Rows {
+            rows,
+            errors: Vec::new(),
+        });
     }
     // A single row (also what a one-line JSONL file looks like).
-    Ok(vec![RawRow {
-        loc: RowLoc {
-            file: file.into(),
-            line: Some(1),
-            row: 1,
-        },
-        fields: object,
-    }])
+    Ok(Rows {
+        rows: vec![RawRow {
+            loc: RowLoc::line(file, 1, 1),
+            fields: object,
+        }],
+        errors: Vec::new(),
+    })
 }
 
 /// Field names accepted for each task attribute (first is the documented one).
@@ -189,11 +281,7 @@ fn static_key(key: &str, keys: &[&'static str]) -> &'static str {
 
 /// Turns a raw row into a task with unresolved (possibly short) hashes.
 pub fn row_to_task(row: &RawRow) -> Result<Task, RowError> {
-    let err = |field: &str, message: String| RowError {
-        loc: row.loc.clone(),
-        field: field.to_string(),
-        message,
-    };
+    let err = |field: &str, message: String| RowError::field(&row.loc, field, message);
     let fields = &row.fields;
     let (commit_key, commit_value) = take(fields, COMMIT_KEYS).ok_or_else(|| {
         err(
@@ -337,8 +425,9 @@ fn opt_bool(fields: &Map<String, Value>, key: &str) -> Result<bool, String> {
 /// Reads a parent mapping: a JSON object `{commit: parent}` or rows with `commit`/`parent`.
 pub fn read_mapping(
     file: &str,
-    text: &str,
+    bytes: &[u8],
 ) -> Result<Vec<(RowLoc, CommitId, CommitId)>, FileError> {
+    let text = decode_utf8(file, bytes)?;
     let trimmed = text.trim();
     if let Ok(Value::Object(object)) = serde_json::from_str::<Value>(trimmed) {
         let is_row = object
@@ -347,14 +436,11 @@ pub fn read_mapping(
         if !is_row && object.values().all(Value::is_string) {
             let mut out = Vec::new();
             for (idx, (commit, parent)) in object.iter().enumerate() {
-                let loc = RowLoc {
-                    file: file.into(),
-                    line: None,
-                    row: idx + 1,
-                };
+                let loc = RowLoc::row(file, idx + 1);
                 let bad = |message: String| FileError {
                     file: file.into(),
                     line: None,
+                    column: None,
                     message: format!("row {}: {message}", idx + 1),
                 };
                 let commit = CommitId::parse(commit).map_err(|e| bad(e.to_string()))?;
@@ -365,13 +451,26 @@ pub fn read_mapping(
             return Ok(out);
         }
     }
-    let rows = read_rows(file, text)?;
+    let read = read_rows(file, bytes)?;
+    // A parent mapping is all or nothing: a task with a wrong parent would be measured wrongly.
+    if let Some(first) = read.errors.first() {
+        return Err(FileError {
+            file: file.into(),
+            line: first.loc.line,
+            column: first.loc.column,
+            message: first.message.clone(),
+        });
+    }
     let mut out = Vec::new();
-    for row in rows {
+    for row in read.rows {
         let bad = |message: String| FileError {
             file: file.into(),
             line: row.loc.line,
-            message: format!("{}: {message}", row.loc),
+            column: None,
+            message: match row.loc.line {
+                Some(_) => message,
+                None => format!("row {}: {message}", row.loc.row),
+            },
         };
         let (_, commit) =
             take(&row.fields, COMMIT_KEYS).ok_or_else(|| bad("missing field `commit`".into()))?;
@@ -460,11 +559,9 @@ pub fn import_tasks(
             Ok((commit, parent)) => {
                 parents.insert(commit, (loc.clone(), parent));
             }
-            Err(e) => outcome.errors.push(RowError {
-                loc: loc.clone(),
-                field: "commit".into(),
-                message: e.to_string(),
-            }),
+            Err(e) => outcome
+                .errors
+                .push(RowError::field(loc, "commit", e.to_string())),
         }
     }
     let mut seen: BTreeMap<CommitId, (RowLoc, Task)> = BTreeMap::new();
@@ -480,13 +577,13 @@ pub fn import_tasks(
         };
         if let Some((first_loc, first)) = seen.get(&task.commit) {
             if first != &task {
-                outcome.errors.push(RowError {
-                    loc: row.loc.clone(),
-                    field: "commit_hash".into(),
-                    message: format!(
+                outcome.errors.push(RowError::field(
+                    &row.loc,
+                    "commit_hash",
+                    format!(
                         "duplicate of the row at {first_loc} with different data; keep one of them"
                     ),
-                });
+                ));
             }
             continue;
         }
@@ -507,11 +604,7 @@ fn resolve_task(
     existing: &[Task],
     imported: &[Task],
 ) -> Result<Task, RowError> {
-    let err = |field: &str, message: String| RowError {
-        loc: row.loc.clone(),
-        field: field.to_string(),
-        message,
-    };
+    let err = |field: &str, message: String| RowError::field(&row.loc, field, message);
     task.commit = if resolver.checks() {
         resolver
             .resolve(&task.commit)
@@ -622,6 +715,20 @@ mod tests {
         }
     }
 
+    /// The rows of a file that has no bad lines (the tests' files are text).
+    fn read_rows(file: &str, text: &str) -> Result<Vec<RawRow>, FileError> {
+        let read = super::read_rows(file, text.as_bytes())?;
+        assert_eq!(read.errors, [], "{file}");
+        Ok(read.rows)
+    }
+
+    fn read_mapping(
+        file: &str,
+        text: &str,
+    ) -> Result<Vec<(RowLoc, CommitId, CommitId)>, FileError> {
+        super::read_mapping(file, text.as_bytes())
+    }
+
     fn repo() -> FakeRepo {
         FakeRepo(vec![
             (C1, Some(P1)),
@@ -652,18 +759,57 @@ mod tests {
     }
 
     #[test]
-    fn bad_json_names_the_line() {
-        let err = read_rows(
-            "t.jsonl",
-            &format!("{{\"commit_hash\": \"{C1}\"}}\n{{oops\n"),
-        )
-        .unwrap_err();
-        assert_eq!(err.line, Some(2));
+    fn a_bad_line_is_an_error_for_that_line_and_the_others_are_read() {
+        let text =
+            format!("{{\"commit_hash\": \"{C1}\"}}\n{{oops\n[1]\n{{\"commit_hash\": \"{C2}\"}}\n");
+        let read = super::read_rows("t.jsonl", text.as_bytes()).unwrap();
+        assert_eq!(read.rows.len(), 2);
+        assert_eq!(read.rows[1].loc.to_string(), "t.jsonl:4");
+        let errors: Vec<String> = read.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(errors.len(), 2);
         assert!(
-            err.to_string().starts_with("t.jsonl:2: invalid JSON"),
-            "{err}"
+            errors[0].starts_with("t.jsonl:2: invalid JSON"),
+            "{}",
+            errors[0]
         );
-        assert!(read_rows("t.json", "[1, 2]").is_err());
+        assert!(
+            errors[1].starts_with("t.jsonl:3: expected a JSON object"),
+            "{}",
+            errors[1]
+        );
+        assert_eq!(read.errors[0].field, None);
+        // A JSON document is one value: a syntax error is the file's, with line and column.
+        let err = super::read_rows("t.json", b"[{\"a\": 1},\n {oops}]").unwrap_err();
+        assert_eq!((err.line, err.column), (Some(2), Some(3)));
+        // Array items that are not objects are skipped one by one.
+        let read = super::read_rows("t.json", b"[1, {\"a\": 2}]").unwrap();
+        assert_eq!(read.rows.len(), 1);
+        assert_eq!(
+            read.errors[0].to_string(),
+            "t.json: row 1: expected a JSON object: the row is skipped"
+        );
+    }
+
+    #[test]
+    fn invalid_utf8_names_file_line_and_column() {
+        // Latin-1 "é" (0xE9) in the second line, after "  {\"x\": \"caf" (12 characters).
+        let mut jsonl =
+            format!("{{\"commit_hash\": \"{C1}\", \"subject\": \"ça\"}}\n").into_bytes();
+        jsonl.extend_from_slice(b"  {\"x\": \"caf\xE9\"}\n");
+        jsonl.extend_from_slice(format!("{{\"commit_hash\": \"{C2}\"}}\n").as_bytes());
+        let read = super::read_rows("t.jsonl", &jsonl).unwrap();
+        assert_eq!(read.rows.len(), 2);
+        assert_eq!(
+            read.errors[0].to_string(),
+            "t.jsonl:2:13: invalid UTF-8 (byte 0xE9): save the file as UTF-8"
+        );
+        let err = decode_utf8("m.txt", b"ok\n\xC3\xA7a\xFF").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "m.txt:2:3: invalid UTF-8 (byte 0xFF): save the file as UTF-8"
+        );
+        let err = super::read_rows("t.json", b"[{\"a\": \"\xFF\"}, oops]").unwrap_err();
+        assert_eq!((err.line, err.column), (Some(1), Some(9)), "{err}");
     }
 
     #[test]
@@ -717,7 +863,7 @@ mod tests {
         for (line, field, needle) in cases {
             let rows = read_rows("bad.jsonl", line).unwrap();
             let err = row_to_task(&rows[0]).unwrap_err();
-            assert_eq!(err.field, field, "{line}");
+            assert_eq!(err.field.as_deref(), Some(field), "{line}");
             assert!(err.to_string().contains(needle), "{err}");
             assert!(err.to_string().starts_with("bad.jsonl:1: field"), "{err}");
         }

@@ -43,6 +43,11 @@ const KNOWN: &[&str] = &[
 /// What reading a log named by a row gave.
 pub enum LogText {
     Text(String),
+    /// Only the end of a large log was read; `skipped` bytes before it were left out.
+    Tail {
+        text: String,
+        skipped: u64,
+    },
     /// The file could not be read; the row is imported without it and the reason noted.
     Unreadable(String),
 }
@@ -57,7 +62,7 @@ pub struct ResultsImport {
 }
 
 /// Converts the rows of one results file into imported attempts. `read_log` gets the `log`
-/// field as written in the row.
+/// field as written in the row; the caller decides what may be read (see `docs/import.md`).
 pub fn import_results(
     rows: &[RawRow],
     tasks: &[Task],
@@ -215,11 +220,7 @@ fn result_row(
     key: &str,
     read_log: &mut dyn FnMut(&str) -> LogText,
 ) -> Result<(AttemptRecord, Option<String>), RowError> {
-    let err = |field: &str, message: String| RowError {
-        loc: row.loc.clone(),
-        field: field.to_string(),
-        message,
-    };
+    let err = |field: &str, message: String| RowError::field(&row.loc, field, message);
     let fields = &row.fields;
     let task = resolve_commit(fields, tasks, &err)?;
     if let Some(parent) = opt_str(fields, &["parent", "parent_commit"], &err)? {
@@ -277,6 +278,15 @@ fn result_row(
             metadata.insert("log".into(), Value::String(path.to_string()));
             match read_log(path) {
                 LogText::Text(text) => Some(text),
+                LogText::Tail { text, skipped } => {
+                    metadata.insert("log_skipped_bytes".into(), Value::from(skipped));
+                    note = Some(format!(
+                        "{}: log {path} is large: triaged from its last {} bytes",
+                        row.loc,
+                        text.len()
+                    ));
+                    Some(text)
+                }
                 LogText::Unreadable(reason) => {
                     metadata.insert("log_unreadable".into(), Value::String(reason.clone()));
                     note = Some(format!(
@@ -339,7 +349,8 @@ fn result_row(
     attempt.failure = failure;
     attempt.message = error;
     attempt.image = opt_str(fields, &["image"], &err)?.map(str::to_string);
-    attempt.log_dir = log.map(str::to_string);
+    // The row's log path stays in `metadata.log` only: `log_dir` is under the project's state
+    // directory, and a path from a results file must never be read from there later.
     attempt.metadata = Value::Object(metadata);
     attempt.import_key = Some(key.to_string());
     attempt.samples = samples;
@@ -356,11 +367,7 @@ pub fn import_labels(
     let mut labels: Vec<JudgeLabel> = Vec::new();
     let mut errors = Vec::new();
     for row in rows {
-        let err = |field: &str, message: String| RowError {
-            loc: row.loc.clone(),
-            field: field.to_string(),
-            message,
-        };
+        let err = |field: &str, message: String| RowError::field(&row.loc, field, message);
         let parsed = (|| {
             let task = resolve_commit(&row.fields, tasks, &err)?;
             let candidate = opt_str(&row.fields, &["candidate", "agent", "variant"], &err)?
@@ -403,7 +410,12 @@ pub fn import_labels(
 mod tests {
     use super::*;
     use crate::attempt::FailureKind;
-    use crate::import::read_rows;
+
+    fn read_rows(file: &str, text: &str) -> Result<Vec<RawRow>, crate::import::FileError> {
+        let read = crate::import::read_rows(file, text.as_bytes())?;
+        assert_eq!(read.errors, [], "{file}");
+        Ok(read.rows)
+    }
 
     const C1: &str = "35fad35a485eac9195c510731ba4a9d297dfd963";
     const P1: &str = "733e7c9e95f5b066ac420b00701eef7ea164a79e";
@@ -568,7 +580,7 @@ mod tests {
             let out = run(line);
             assert_eq!(out.errors.len(), 1, "{line}");
             let e = &out.errors[0];
-            assert_eq!(e.field, field, "{line}: {e}");
+            assert_eq!(e.field.as_deref(), Some(field), "{line}: {e}");
             assert!(e.to_string().starts_with("results.jsonl:1: field"), "{e}");
             assert!(e.to_string().contains(needle), "{e}");
         }
@@ -598,7 +610,7 @@ mod tests {
             (labels[1].candidate.as_str(), labels[1].label),
             ("agent", SoftLabel::Related)
         );
-        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        let fields: Vec<&str> = errors.iter().filter_map(|e| e.field.as_deref()).collect();
         assert_eq!(fields, ["commit", "candidate", "label"]);
     }
 }

@@ -109,7 +109,7 @@ pub fn run(dir: Option<&Path>, suite: Option<&Path>, args: &DemoArgs) -> Result<
         }
     };
     let ctx = Ctx::new(&toy.dir, None);
-    let tasks = crate::commands::tasks::read_task_rows(&toy.tasks_file)?;
+    let tasks = crate::commands::input_files::read_rows(&toy.tasks_file)?.rows;
     let suite = ctx.suite_required()?;
     let repo = ctx
         .repo(&suite)?

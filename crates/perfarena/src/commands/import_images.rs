@@ -4,7 +4,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 use perfarena_core::availability::{ImageIndex, RepositoryListing, read_listing};
 use perfarena_store::Store;
@@ -38,8 +38,7 @@ pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
     let stamp = now();
     let mut report = Vec::new();
     for file in &args.files {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
+        let text = super::input_files::read_text(file)?;
         let listings: Vec<RepositoryListing> =
             read_listing(&file.display().to_string(), &text, args.registry.as_deref())?;
         let name = match &args.source {

@@ -7,7 +7,7 @@ use anyhow::{Result, bail};
 
 use perfarena_core::import_results::import_labels;
 
-use super::tasks::read_task_rows;
+use super::input_files::read_rows;
 use crate::context::Ctx;
 
 #[derive(clap::Subcommand, Debug)]
@@ -41,9 +41,11 @@ fn import(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
     let mut labels = Vec::new();
     let mut errors = Vec::new();
     for file in &args.files {
-        let rows = read_task_rows(file)?;
-        let (file_labels, file_errors) = import_labels(&rows, &tasks, &file.display().to_string());
+        let read = read_rows(file)?;
+        let (file_labels, file_errors) =
+            import_labels(&read.rows, &tasks, &file.display().to_string());
         labels.extend(file_labels);
+        errors.extend(read.errors);
         errors.extend(file_errors);
     }
     let counts = store.upsert_judge_labels(&labels)?;

@@ -69,13 +69,35 @@ pub fn run(ctx: &Ctx, args: &LogsArgs) -> Result<ExitCode> {
             format!(": {}", attempt.message.lines().next().unwrap_or(""))
         }
     );
-    let Some(log_dir) = &attempt.log_dir else {
+    if let Some(source) = attempt.provenance.source() {
+        let named = attempt.metadata.get("log").and_then(|l| l.as_str());
         bail!(
-            "attempt {} has no logs (imported, or it failed before anything ran)",
+            "attempt {} was imported from {source}: perfarena keeps no logs of imported rows{}",
+            attempt.id,
+            named
+                .map(|l| format!(" (its row named {l}, read once at import to triage it)"))
+                .unwrap_or_default()
+        );
+    }
+    let Some(log_dir) = attempt.log_dir.as_deref() else {
+        bail!(
+            "attempt {} has no logs (it failed before anything ran)",
             attempt.id
         );
     };
-    let path = ctx.state_dir.join(log_dir);
+    // Logs live under the state directory; a stored path that would leave it is not followed.
+    let relative = Path::new(log_dir);
+    if relative.is_absolute()
+        || relative
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        bail!(
+            "attempt {} names logs outside the project's state directory ({log_dir}): not read",
+            attempt.id
+        );
+    }
+    let path = ctx.state_dir.join(relative);
     let mut files: Vec<PathBuf> = Vec::new();
     if path.is_file() {
         files.push(path.clone());

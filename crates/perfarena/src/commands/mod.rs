@@ -5,6 +5,7 @@ pub mod demo;
 pub mod images;
 pub mod import_images;
 pub mod init;
+pub mod input_files;
 pub mod judge;
 pub mod logs;
 pub mod parquet_rows;

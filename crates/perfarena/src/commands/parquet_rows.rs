@@ -42,6 +42,7 @@ pub fn read_parquet_rows(path: &Path) -> Result<Vec<RawRow>> {
                 file: name.clone(),
                 line: None,
                 row: idx + 1,
+                column: None,
             },
             fields,
         });

@@ -1,15 +1,15 @@
 //! `perfarena results import`: earlier pipelines' per-commit results as imported attempts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
 use perfarena_core::import::RowError;
-use perfarena_core::import_results::{LogText, import_results};
+use perfarena_core::import_results::import_results;
 use perfarena_core::triage::Triage;
 
-use super::tasks::read_task_rows;
+use super::input_files::{LogRoots, read_rows};
 use crate::context::Ctx;
 
 #[derive(clap::Subcommand, Debug)]
@@ -29,6 +29,10 @@ pub struct ImportArgs {
     /// Import nothing if any row is bad.
     #[arg(long)]
     strict: bool,
+    /// A directory the rows' `log` paths may point into, besides the results file's own
+    /// directory (repeatable). Logs elsewhere are not read: the row is imported with a warning.
+    #[arg(long = "logs-root", value_name = "DIR")]
+    logs_roots: Vec<PathBuf>,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -37,15 +41,6 @@ pub struct ImportArgs {
 pub fn run(ctx: &Ctx, command: &ResultsCommand) -> Result<ExitCode> {
     match command {
         ResultsCommand::Import(args) => import(ctx, args),
-    }
-}
-
-/// A log path as a row writes it: relative to the results file's directory.
-fn read_log(base: &Path, path: &str) -> LogText {
-    let full = base.join(path);
-    match std::fs::read(&full) {
-        Ok(bytes) => LogText::Text(String::from_utf8_lossy(&bytes).into_owned()),
-        Err(e) => LogText::Unreadable(format!("{}: {e}", full.display())),
     }
 }
 
@@ -59,11 +54,13 @@ fn import(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
             "no tasks in the store: import the task list first (`perfarena tasks import FILE`); result rows name their task by commit"
         );
     }
+    let log_roots = LogRoots::new(&args.logs_roots)?;
     let mut attempts = Vec::new();
     let mut errors: Vec<RowError> = Vec::new();
     let mut notes = Vec::new();
     for file in &args.files {
-        let rows = read_task_rows(file)?;
+        let read = read_rows(file)?;
+        errors.extend(read.errors);
         let source = match &args.source {
             Some(source) => source.clone(),
             None => file
@@ -72,8 +69,8 @@ fn import(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
                 .unwrap_or_else(|| file.display().to_string()),
         };
         let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let out = import_results(&rows, &tasks, &triage, &source, &mut |path| {
-            read_log(&base, path)
+        let out = import_results(&read.rows, &tasks, &triage, &source, &mut |path| {
+            log_roots.read(&base, path)
         });
         attempts.extend(out.attempts);
         errors.extend(out.errors);
@@ -104,7 +101,7 @@ fn import(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&json)?);
     } else {
         for note in &notes {
-            eprintln!("note: {note}");
+            eprintln!("warning: {note}");
         }
         println!(
             "imported {} attempt(s) ({} failed, triaged); {} already imported; skipped {} row(s)",

@@ -2,9 +2,11 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
-use perfarena_core::import::{self, CommitResolver, NoRepository, RawRow};
+use perfarena_core::import::{self, CommitResolver, NoRepository};
+
+use super::input_files::{read_bytes, read_rows};
 
 use crate::context::{Ctx, now};
 
@@ -45,16 +47,6 @@ pub fn run(ctx: &Ctx, command: &TasksCommand) -> Result<ExitCode> {
     }
 }
 
-/// Reads task rows from a file, choosing the reader by extension (`.parquet`, else JSON/JSONL).
-pub fn read_task_rows(path: &std::path::Path) -> Result<Vec<RawRow>> {
-    if super::parquet_rows::is_parquet(path) {
-        return super::parquet_rows::read_parquet_rows(path);
-    }
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    Ok(import::read_rows(&path.display().to_string(), &text)?)
-}
-
 fn import_cmd(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
     let suite = ctx.suite()?;
     let repo = ctx.repo(&suite)?;
@@ -63,18 +55,21 @@ fn import_cmd(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
         None => &NoRepository,
     };
     let mut rows = Vec::new();
+    let mut bad_lines = Vec::new();
     for file in &args.files {
-        rows.extend(read_task_rows(file)?);
+        let read = read_rows(file)?;
+        rows.extend(read.rows);
+        bad_lines.extend(read.errors);
     }
     let mut mappings = Vec::new();
     for file in &args.mappings {
-        let text = std::fs::read_to_string(file)
-            .with_context(|| format!("cannot read {}", file.display()))?;
-        mappings.extend(import::read_mapping(&file.display().to_string(), &text)?);
+        let bytes = read_bytes(file)?;
+        mappings.extend(import::read_mapping(&file.display().to_string(), &bytes)?);
     }
     let mut store = ctx.store()?;
     let existing = store.tasks()?;
-    let outcome = import::import_tasks(&rows, &mappings, resolver, &existing);
+    let mut outcome = import::import_tasks(&rows, &mappings, resolver, &existing);
+    outcome.errors.splice(0..0, bad_lines);
     if args.strict {
         if let Some(first) = outcome.errors.first() {
             eprintln!("error: {first}");
