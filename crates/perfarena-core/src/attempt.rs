@@ -167,6 +167,37 @@ impl Provenance {
     }
 }
 
+/// What an attempt row stands for: a measurement, or a variant that could not be prepared
+/// (recorded once, at the round where it was to run first; the variant is skipped after it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptStage {
+    #[default]
+    Attempt,
+    Prepare,
+}
+
+impl AttemptStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptStage::Attempt => "attempt",
+            AttemptStage::Prepare => "prepare",
+        }
+    }
+}
+
+impl FromStr for AttemptStage {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "attempt" => Ok(AttemptStage::Attempt),
+            "prepare" => Ok(AttemptStage::Prepare),
+            other => Err(format!("unknown attempt stage `{other}`")),
+        }
+    }
+}
+
 /// One execution of one variant of one task, with its samples.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AttemptRecord {
@@ -191,6 +222,13 @@ pub struct AttemptRecord {
     /// For imported attempts: a key that makes importing the same row twice a no-op.
     pub import_key: Option<String>,
     pub samples: Vec<(String, f64)>,
+    /// What `--resume` keys on: a preparation failure skips the variant for the rest of the run.
+    #[serde(default)]
+    pub stage: AttemptStage,
+    /// Cut short by an error that stopped the run (daemon gone, disk full): the attempt stays
+    /// recorded, but `--resume` runs its round again.
+    #[serde(default)]
+    pub rerun_on_resume: bool,
 }
 
 impl AttemptRecord {
@@ -221,6 +259,8 @@ impl AttemptRecord {
             metadata: serde_json::Value::Object(Default::default()),
             import_key: None,
             samples: Vec::new(),
+            stage: AttemptStage::Attempt,
+            rerun_on_resume: false,
         }
     }
 

@@ -16,6 +16,7 @@ pub mod import;
 pub mod import_results;
 pub mod parse;
 pub mod patch;
+pub mod plan;
 pub mod report;
 pub mod stats;
 pub mod suite;
@@ -24,7 +25,9 @@ pub mod task;
 pub mod template;
 pub mod triage;
 
-pub use attempt::{AttemptRecord, AttemptStatus, FailureClass, FailureKind, Provenance};
+pub use attempt::{
+    AttemptRecord, AttemptStage, AttemptStatus, FailureClass, FailureKind, Provenance,
+};
 pub use ids::{CandidateName, CommitId, IdError, RunId, VariantKind};
 pub use suite::Suite;
 pub use task::Task;

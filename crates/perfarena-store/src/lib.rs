@@ -5,6 +5,7 @@
 //! transaction when it finishes, before the next one starts, so a killed run loses at most the
 //! attempt in flight. Logs live as files under `.perfarena/runs/…`; rows hold their paths.
 
+mod builds;
 mod imports;
 mod jobs;
 mod migrations;
@@ -15,8 +16,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use perfarena_core::plan::RunState;
 use perfarena_core::{CommitId, Task};
 
+pub use builds::{BuildTryRow, ImageRow, LastBuild};
 pub use imports::ImportCounts;
 pub use jobs::JobRecord;
 pub use migrations::SCHEMA_VERSION;
@@ -231,6 +234,36 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Keeps the run's state (its adaptive decisions, how it stopped) for `--resume`.
+    pub fn save_run_state(&self, run_id: &str, state: &RunState) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE runs SET state = ?2 WHERE run_id = ?1",
+                params![run_id, state.to_json().to_string()],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// The run's state as last saved (the empty state for a run that saved none).
+    pub fn run_state(&self, run_id: &str) -> Result<RunState> {
+        let text: Option<String> = self
+            .conn
+            .query_row("SELECT state FROM runs WHERE run_id = ?1", [run_id], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))?
+            .flatten();
+        let Some(text) = text else {
+            return Ok(RunState::default());
+        };
+        let value: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| self.corrupt(format!("runs/{run_id}/state"), e.to_string()))?;
+        RunState::from_json(&value)
+            .map_err(|e| self.corrupt(format!("runs/{run_id}/state"), e.to_string()))
+    }
+
     /// Runs, newest first.
     pub fn runs(&self) -> Result<Vec<RunRecord>> {
         let mut stmt = self
@@ -282,8 +315,9 @@ impl Store {
         let failure = attempt.failure.as_ref();
         tx.execute(
             "INSERT INTO attempts (run_id, task, variant, round_idx, is_warmup, status, exit_code, started_at, duration_s,
-                log_dir, failure_kind, signature, evidence, message, provenance, source, backend, image, metadata, import_key)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+                log_dir, failure_kind, signature, evidence, message, provenance, source, backend, image, metadata, import_key,
+                stage, rerun_on_resume)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22)",
             params![
                 attempt.run_id,
                 attempt.task.as_str(),
@@ -305,6 +339,8 @@ impl Store {
                 attempt.image,
                 attempt.metadata.to_string(),
                 attempt.import_key,
+                attempt.stage.as_str(),
+                attempt.rerun_on_resume,
             ],
         )
         .map_err(sql)?;
@@ -352,7 +388,8 @@ impl Store {
         }
         let query = format!(
             "SELECT id, run_id, task, variant, round_idx, is_warmup, status, exit_code, started_at, duration_s, log_dir,
-                failure_kind, signature, evidence, message, provenance, source, backend, image, metadata, import_key
+                failure_kind, signature, evidence, message, provenance, source, backend, image, metadata, import_key,
+                stage, rerun_on_resume
              FROM attempts WHERE {} ORDER BY id",
             where_sql.join(" AND ")
         );
@@ -417,7 +454,7 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Direct access for the edges that own their own tables (builds, images, jobs).
+    /// Direct access to the database, for tests that write rows no function writes.
     pub fn connection(&self) -> &Connection {
         &self.conn
     }

@@ -110,6 +110,15 @@ const MIGRATIONS: &[&str] = &[
         listed_at TEXT NOT NULL,
         n_tags INTEGER NOT NULL
     );",
+    // 5: what `--resume` keys on, as typed columns (they were keys of `metadata`), and the
+    // run's state (its adaptive decisions and how it stopped; `perfarena_core::plan::RunState`).
+    "ALTER TABLE attempts ADD COLUMN stage TEXT NOT NULL DEFAULT 'attempt';
+    ALTER TABLE attempts ADD COLUMN rerun_on_resume INTEGER NOT NULL DEFAULT 0;
+    UPDATE attempts SET stage = 'prepare'
+        WHERE CASE WHEN json_valid(metadata) THEN json_extract(metadata, '$.stage') END = 'prepare';
+    UPDATE attempts SET rerun_on_resume = 1
+        WHERE CASE WHEN json_valid(metadata) THEN json_extract(metadata, '$.rerun_on_resume') END = 1;
+    ALTER TABLE runs ADD COLUMN state TEXT;",
 ];
 
 /// The schema version this build writes.

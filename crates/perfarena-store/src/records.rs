@@ -63,6 +63,8 @@ pub(crate) struct AttemptRow {
     image: Option<String>,
     metadata: String,
     import_key: Option<String>,
+    stage: String,
+    rerun_on_resume: bool,
 }
 
 impl AttemptRow {
@@ -89,6 +91,8 @@ impl AttemptRow {
             image: row.get(18)?,
             metadata: row.get(19)?,
             import_key: row.get(20)?,
+            stage: row.get(21)?,
+            rerun_on_resume: row.get(22)?,
         })
     }
 
@@ -132,6 +136,8 @@ impl AttemptRow {
             metadata: serde_json::from_str(&self.metadata).unwrap_or(serde_json::Value::Null),
             import_key: self.import_key,
             samples: Vec::new(),
+            stage: self.stage.parse()?,
+            rerun_on_resume: self.rerun_on_resume,
         })
     }
 }

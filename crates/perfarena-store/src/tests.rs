@@ -1,7 +1,7 @@
 //! Store tests on real SQLite files.
 
 use super::*;
-use perfarena_core::{AttemptStatus, FailureClass, FailureKind, VariantKind};
+use perfarena_core::{AttemptStage, AttemptStatus, FailureClass, FailureKind, VariantKind};
 
 fn commit(c: char) -> CommitId {
     CommitId::parse(&c.to_string().repeat(40)).unwrap()
@@ -164,4 +164,90 @@ fn a_newer_store_is_refused_and_a_missing_one_is_named() {
     }
     let err = Store::open(dir.path()).err().unwrap();
     assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
+}
+
+/// A store of schema 4 held what `--resume` keys on in `metadata` (as the runner wrote it:
+/// `{"stage": "prepare"}` for a preparation failure, `"rerun_on_resume": true` for an attempt
+/// cut short by a fatal error); migration 5 moves it into typed columns.
+#[test]
+fn migration_5_types_what_resume_keys_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Store::db_path(dir.path());
+    {
+        let mut conn = Connection::open(&db).unwrap();
+        migrations::migrate_to(&mut conn, "old", 4).unwrap();
+        for (variant, round, metadata) in [
+            ("candidate:bad", 0, r#"{"stage":"prepare"}"#),
+            ("human", 0, r#"{"port":8000,"rerun_on_resume":true}"#),
+            ("baseline", 0, r#"{"port":8001}"#),
+            ("baseline", 1, "not json"),
+        ] {
+            conn.execute(
+                "INSERT INTO attempts (run_id, task, variant, round_idx, status, started_at, duration_s, metadata)
+                 VALUES ('r', ?1, ?2, ?3, 'ok', 't', 1.5, ?4)",
+                params![commit('a').as_str(), variant, round, metadata],
+            )
+            .unwrap();
+        }
+    }
+    let store = Store::open_existing(dir.path()).unwrap();
+    let attempts = store.attempts(&AttemptFilter::default()).unwrap();
+    let typed: Vec<(String, AttemptStage, bool)> = attempts
+        .iter()
+        .map(|a| (a.variant.to_string(), a.stage, a.rerun_on_resume))
+        .collect();
+    assert_eq!(
+        typed,
+        vec![
+            ("candidate:bad".into(), AttemptStage::Prepare, false),
+            ("human".into(), AttemptStage::Attempt, true),
+            ("baseline".into(), AttemptStage::Attempt, false),
+            ("baseline".into(), AttemptStage::Attempt, false),
+        ]
+    );
+}
+
+#[test]
+fn typed_resume_fields_and_run_state_round_trip() {
+    use perfarena_core::plan::{RunState, TaskRounds};
+    use perfarena_core::stats::RoundsDecision;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let mut attempt = AttemptRecord::new(commit('a'), VariantKind::Human, 0, AttemptStatus::Ok);
+    attempt.stage = AttemptStage::Prepare;
+    attempt.rerun_on_resume = true;
+    let id = store.insert_attempt(&attempt).unwrap();
+    let read = store.attempts(&AttemptFilter::default()).unwrap();
+    attempt.id = id;
+    assert_eq!(read, vec![attempt]);
+
+    store
+        .create_run(&RunRecord {
+            run_id: "r1".into(),
+            suite_hash: "h".into(),
+            backend: "local".into(),
+            started_at: "t".into(),
+            finished_at: None,
+            status: "running".into(),
+            config: serde_json::json!({}),
+        })
+        .unwrap();
+    assert_eq!(store.run_state("r1").unwrap(), RunState::default());
+    let mut state = RunState::default();
+    state.tasks.insert(
+        commit('a'),
+        TaskRounds {
+            target_rounds: 5,
+            decision: RoundsDecision::Continue { until_round: 5 },
+        },
+    );
+    store.save_run_state("r1", &state).unwrap();
+    assert_eq!(store.run_state("r1").unwrap(), state);
+    store
+        .connection()
+        .execute("UPDATE runs SET state = '{\"version\": 99}'", [])
+        .unwrap();
+    let err = store.run_state("r1").unwrap_err().to_string();
+    assert!(err.contains("run state version 99 is newer"), "{err}");
 }

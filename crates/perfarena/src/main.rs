@@ -6,9 +6,7 @@ mod cli_checks;
 mod commands;
 mod context;
 mod docker_setup;
-mod eras_git;
 mod progress;
-mod runner;
 mod slurm_setup;
 mod toy;
 

@@ -1,7 +1,8 @@
-//! The terminal side of the event stream: an indicatif progress bar (tasks × variants ×
-//! repeats, with ETA), a line per finished attempt, and JSON lines with `--json`.
+//! The terminal side of the run's event stream: an indicatif progress bar (tasks × variants ×
+//! repeats, with ETA), a line per finished attempt, and JSON lines with `--json`. Output errors
+//! (a closed stdout or stderr) are ignored: they never stop a run.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::sync::Mutex;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -15,8 +16,8 @@ pub struct ProgressSink {
 }
 
 impl ProgressSink {
-    pub fn new(total: u64, done: u64, json: bool) -> ProgressSink {
-        let bar = ProgressBar::new(total);
+    pub fn new(json: bool) -> ProgressSink {
+        let bar = ProgressBar::new(0);
         if json || !std::io::stderr().is_terminal() {
             bar.set_draw_target(ProgressDrawTarget::hidden());
         }
@@ -26,7 +27,6 @@ impl ProgressSink {
             )
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
-        bar.set_position(done);
         ProgressSink {
             bar,
             json,
@@ -38,7 +38,7 @@ impl ProgressSink {
         let _guard = self.lines.lock();
         if self.bar.is_hidden() {
             if !self.json {
-                eprintln!("{line}");
+                let _ = writeln!(std::io::stderr(), "{line}");
             }
         } else {
             self.bar.println(line);
@@ -53,12 +53,24 @@ impl ProgressSink {
 impl EventSink for ProgressSink {
     fn emit(&self, event: Event) {
         if self.json {
-            if let Ok(line) = serde_json::to_string(&event) {
-                let _guard = self.lines.lock();
-                println!("{line}");
-            }
+            let _guard = self.lines.lock();
+            let _ = writeln!(std::io::stdout(), "{}", event.to_json_line());
         }
         match &event {
+            Event::RunPlanned {
+                run_id,
+                attempts_planned,
+                recorded,
+                plan,
+                ..
+            } => {
+                self.bar.set_length((*attempts_planned).max(*recorded));
+                self.bar.set_position(*recorded);
+                self.println(&format!(
+                    "run {run_id}: {} task(s), {attempts_planned} attempt(s) planned, {recorded} already recorded",
+                    plan.tasks.len(),
+                ));
+            }
             Event::PrepareStarted { task, variant } => {
                 self.bar
                     .set_message(format!("preparing {} {variant}", task.short(12)));
@@ -71,28 +83,21 @@ impl EventSink for ProgressSink {
                 self.bar
                     .set_message(format!("{} {variant} round {round_idx}", task.short(12)));
             }
-            Event::AttemptFinished {
-                task,
-                variant,
-                round_idx,
-                status,
-                primary,
-                duration_s,
-                message,
-            } => {
+            Event::AttemptFinished { record, primary } => {
                 self.bar.inc(1);
                 let value = primary.map(|v| format!(" {v:.2}")).unwrap_or_default();
-                let note = if message.is_empty() {
+                let note = if record.message.is_empty() {
                     String::new()
                 } else {
-                    format!(" — {}", first_line(message))
+                    format!(" — {}", first_line(&record.message))
                 };
                 self.println(&format!(
-                    "  {} {:<22} round {:>2}: {:<12}{value} ({duration_s:.1}s){note}",
-                    task.short(12),
-                    variant.to_string(),
-                    round_idx,
-                    status.as_str()
+                    "  {} {:<22} round {:>2}: {:<12}{value} ({:.1}s){note}",
+                    record.task.short(12),
+                    record.variant.to_string(),
+                    record.round_idx,
+                    record.status.as_str(),
+                    record.duration_s,
                 ));
             }
             Event::Message { text } => self.println(text),

@@ -201,7 +201,7 @@ pub fn images_build_on_slurm(
     let dir = std::path::absolute(
         ctx.state_dir
             .join("builds")
-            .join(format!("slurm-{}", crate::runner::new_run_id())),
+            .join(format!("slurm-{}", perfarena_runner::plan::new_run_id())),
     )
     .unwrap_or_default();
     let cancel = perfarena_backend::CancelToken::new();

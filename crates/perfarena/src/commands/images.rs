@@ -3,7 +3,6 @@
 
 mod build;
 mod progress_file;
-mod records;
 mod status;
 
 use std::path::PathBuf;
@@ -138,8 +137,10 @@ fn registry_client(insecure: Vec<String>) -> RegistryClient {
 
 /// Reads `NAME=PATH` candidate arguments without touching the store.
 fn read_candidates(args: &[String], tasks: &[Task]) -> Result<Vec<CandidatePatch>> {
-    Ok(crate::runner::read_candidate_args(args, tasks)?
-        .into_iter()
-        .map(|(task, name, text)| CandidatePatch::new(task, name, text))
-        .collect())
+    Ok(
+        perfarena_runner::candidates::read_candidate_args(args, tasks)?
+            .into_iter()
+            .map(|(task, name, text)| CandidatePatch::new(task, name, text))
+            .collect(),
+    )
 }

@@ -6,12 +6,12 @@ use anyhow::{Context as _, Result, bail};
 
 use perfarena_backend::local::LocalBackend;
 use perfarena_backend::{Backend, CancelToken};
-use perfarena_core::Task;
-use perfarena_core::import::find_task;
+use perfarena_core::events::RunStopReason;
+use perfarena_runner::schedule::Slot;
+use perfarena_runner::{PlainLifecycle, RunEvents, RunRequest, Runner, StoreWriter, plan};
 
-use crate::context::{Ctx, now};
+use crate::context::Ctx;
 use crate::progress::ProgressSink;
-use crate::runner::{Repeats, RunPlan, Runner, create_run, load_candidates, new_run_id};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
@@ -47,23 +47,6 @@ pub struct RunArgs {
     pub json: bool,
 }
 
-/// The run `--resume` continues: the one named, else the most recent unfinished one.
-fn run_to_resume(
-    store: &perfarena_store::Store,
-    run_id: Option<&str>,
-) -> Result<perfarena_store::RunRecord> {
-    match run_id {
-        Some(id) => store
-            .run(id)?
-            .with_context(|| format!("no run {id} in the store")),
-        None => store
-            .runs()?
-            .into_iter()
-            .find(|r| r.status != "finished")
-            .context("nothing to resume: every run in the store has finished"),
-    }
-}
-
 pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     let suite = ctx.suite_required()?;
     suite
@@ -73,7 +56,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     let era_repo = repo.clone();
     let backend_name = match (&args.backend, args.resume) {
         (Some(name), _) => name.clone(),
-        (None, true) => run_to_resume(&ctx.store()?, args.run_id.as_deref())?.backend,
+        (None, true) => plan::run_to_resume(&ctx.store()?, args.run_id.as_deref())?.backend,
         (None, false) => "local".to_string(),
     };
     // The backend first: an unreachable daemon is an error before anything is recorded.
@@ -116,63 +99,25 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
             args.parallel, suite.slurm.array_limit
         );
     }
-    let mut store = ctx.store()?;
-    let all_tasks = store.tasks()?;
-    if all_tasks.is_empty() {
-        bail!("no tasks in the store: import some with `perfarena tasks import FILE`");
-    }
-
-    let (run_id, plan) = if args.resume {
-        let run = run_to_resume(&store, args.run_id.as_deref())?;
+    let store = ctx.store()?;
+    let planned = if args.resume {
+        let run = plan::run_to_resume(&store, args.run_id.as_deref())?;
         if run.suite_hash != suite.hash() {
             eprintln!(
                 "warning: the suite changed since run {} started; resuming with the current settings",
                 run.run_id
             );
         }
-        let plan: RunPlan = serde_json::from_value(run.config.clone())
-            .with_context(|| format!("run {}: unreadable plan", run.run_id))?;
-        store.set_run_status(&run.run_id, "running", None)?;
-        (run.run_id, plan)
+        plan::plan_resume(&store, &run)?
     } else {
-        let tasks: Vec<Task> = if args.tasks.is_empty() {
-            all_tasks.clone()
-        } else {
-            args.tasks
-                .iter()
-                .map(|prefix| {
-                    find_task(&all_tasks, prefix)
-                        .cloned()
-                        .with_context(|| format!("--tasks {prefix}"))
-                })
-                .collect::<Result<_>>()?
+        let request = RunRequest {
+            tasks: args.tasks.clone(),
+            candidates: args.candidates.clone(),
+            repeats: args.repeats.clone(),
+            seed: args.seed,
+            run_id: args.run_id.clone(),
         };
-        let repeats = match args.repeats.as_deref() {
-            None => Repeats::Fixed {
-                rounds: suite.bench.repeats,
-            },
-            Some("auto") => Repeats::Auto {
-                min: suite.stats.min_repeats.max(2),
-                max: suite.stats.max_repeats.max(2),
-            },
-            Some(n) => {
-                let rounds: u32 = n.parse().ok().filter(|r| *r > 0).with_context(|| {
-                    format!("--repeats {n:?}: expected a positive number or `auto`")
-                })?;
-                Repeats::Fixed { rounds }
-            }
-        };
-        let candidates = load_candidates(&args.candidates, &tasks, &store)?;
-        let plan = RunPlan {
-            tasks: tasks.iter().map(|t| t.commit.clone()).collect(),
-            candidates,
-            repeats,
-            warmup: suite.bench.warmup,
-            seed: args.seed.unwrap_or_else(rand::random),
-        };
-        let run_id = args.run_id.clone().unwrap_or_else(new_run_id);
-        create_run(&store, &run_id, &suite, &backend_name, &plan)?;
-        (run_id, plan)
+        plan::plan_new(&store, &suite, &request, &backend_name)?
     };
 
     let cancel = CancelToken::new();
@@ -180,63 +125,45 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
         let cancel = cancel.clone();
         ctrlc::set_handler(move || cancel.cancel()).context("cannot install the Ctrl-C handler")?;
     }
-    let done = store.count_attempts(Some(&run_id))? as u64;
-    let sink = ProgressSink::new(plan.initial_attempts().max(done), done, args.json);
-    sink.println(&format!(
-        "run {run_id}: {} task(s), {} attempt(s) planned, {done} already recorded",
-        plan.tasks.len(),
-        plan.initial_attempts()
-    ));
-    let tasks = store.tasks()?;
-    let triage = perfarena_core::triage::Triage::new(&suite.triage.rules)?;
-    let mut runner = Runner {
+    let sink = ProgressSink::new(args.json);
+    let writer = StoreWriter::new(store);
+    let runner = Runner {
         suite: &suite,
-        store: &mut store,
         backend: backend.as_ref(),
-        events: &sink,
-        cancel: cancel.clone(),
         state_dir: ctx.state_dir.clone(),
-        triage,
+        triage: perfarena_core::triage::Triage::new(&suite.triage.rules)?,
+        cancel: cancel.clone(),
+        repo: era_repo,
         parallel: args.parallel,
-        gpu_slots: if backend_name == "docker" {
-            gpu_slots
+        slots: if backend_name == "docker" {
+            gpu_slots.into_iter().map(|gpus| Slot { gpus }).collect()
         } else {
             Vec::new()
         },
-        repo: era_repo,
+        lifecycle: &PlainLifecycle,
     };
-    let result = runner.execute(&run_id, &plan, &tasks);
+    let run_id = planned.run_id.clone();
+    let result = runner.execute(&planned, RunEvents::new(&writer, &sink));
     sink.finish();
-    let outcome = match result {
-        Ok(outcome) => outcome,
-        Err(e) => {
-            let _ = backend.cancel(&perfarena_core::RunId(run_id.clone()));
-            // A full disk may refuse this too: the real error is the one to report.
-            if let Err(status_error) = store.set_run_status(&run_id, "failed", Some(&now())) {
-                eprintln!("warning: cannot mark run {run_id} as failed: {status_error}");
-            }
-            return Err(e.context(format!(
-                "run {run_id} stopped; `perfarena run --resume` continues it"
-            )));
-        }
-    };
-    if outcome.interrupted {
-        let _ = backend.cancel(&perfarena_core::RunId(run_id.clone()));
-        let _ = backend.sweep_orphans(&[]);
-        store.set_run_status(&run_id, "interrupted", None)?;
+    let outcome = result.map_err(|e| {
+        anyhow::Error::new(e).context(format!(
+            "run {run_id} stopped; `perfarena run --resume` continues it"
+        ))
+    })?;
+    if let RunStopReason::Interrupted { .. } = outcome.reason {
         eprintln!(
             "interrupted: {} attempt(s) recorded in this session; `perfarena run --resume` continues run {run_id}",
             outcome.recorded
         );
         return Ok(ExitCode::from(130));
     }
-    store.set_run_status(&run_id, "finished", Some(&now()))?;
     if !args.json {
         println!(
             "run {run_id} finished: {} attempt(s) recorded in this session",
             outcome.recorded
         );
-        crate::commands::report::print_summary(&suite, &store, Some(&run_id))?;
+        let store = writer.into_store();
+        crate::commands::report::print_summary(&suite, &store, Some(&run_id.0))?;
         println!("full report: perfarena report [--format md|json|html|csv]");
     }
     Ok(ExitCode::SUCCESS)

@@ -98,11 +98,7 @@ pub fn triage_report(
             fix: rule.map(|r| r.fix.clone()).filter(|f| !f.is_empty()),
             message: attempt.message.clone(),
             log_dir: attempt.log_dir.clone(),
-            rerun_on_resume: attempt
-                .metadata
-                .get("rerun_on_resume")
-                .and_then(|v| v.as_bool())
-                == Some(true),
+            rerun_on_resume: attempt.rerun_on_resume,
         });
     }
     let mut tasks = Vec::new();

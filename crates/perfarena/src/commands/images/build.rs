@@ -19,10 +19,9 @@ use perfarena_backend::images::{BuildStatus, ImagesError};
 use perfarena_core::Task;
 use perfarena_core::events::{Event, EventSink};
 use perfarena_core::import::find_task;
-use perfarena_store::Store;
+use perfarena_store::{BuildTryRow, ImageRow, Store};
 
 use super::progress_file::ProgressFile;
-use super::records::{insert_try, timestamp, upsert_image};
 use super::{BuildArgs, VariantArg, read_candidates, registry_client};
 use crate::context::Ctx;
 
@@ -69,7 +68,7 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
     if args.variant == Some(VariantArg::Candidates) && candidates.is_empty() {
         bail!("--variant candidates: no candidate patches: pass --candidates NAME=PATCH");
     }
-    let era_builds = crate::eras_git::builds(&suite, &repo, &tasks);
+    let era_builds = perfarena_runner::eras::builds(&suite, &repo, &tasks);
     let options = PlanOptions {
         variants: VariantArg::filter(args.variant),
         max_jobs: args.max_jobs,
@@ -82,7 +81,7 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
         print_plan(&jobs, &suite, !args.no_push);
         print!(
             "{}",
-            crate::eras_git::describe_commands(&suite, Some(&repo), &tasks)
+            perfarena_runner::eras::describe_commands(&suite, Some(&repo), &tasks)
         );
         return Ok(ExitCode::SUCCESS);
     }
@@ -296,6 +295,11 @@ fn print_plan(jobs: &[ImageJob], suite: &perfarena_core::Suite, push: bool) {
     }
 }
 
+/// RFC 3339, UTC, seconds.
+fn timestamp(time: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 /// Records tries in the store, keeps the progress file and prints a line per image.
 struct Reporter<'a> {
     store: Mutex<Store>,
@@ -388,22 +392,38 @@ impl BuildReporter for Reporter<'_> {
             .lock()
             .map_err(|_| anyhow::anyhow!("store lock poisoned"))
             .and_then(|store| {
-                insert_try(&store, job.task.as_str(), &job.variant, &job.image, record)?;
+                let started_at = timestamp(record.started_at);
+                store
+                    .insert_build_try(&BuildTryRow {
+                        task: job.task.to_string(),
+                        variant: job.variant.clone(),
+                        image: job.image.clone(),
+                        status: record.status.as_str().into(),
+                        try_idx: record.try_idx,
+                        max_jobs: record.max_jobs,
+                        started_at: started_at.clone(),
+                        duration_s: record.duration_s,
+                        log_path: record.log_path.as_ref().map(|p| p.display().to_string()),
+                        excerpt: record.excerpt.clone(),
+                        args: serde_json::to_value(&record.args).unwrap_or_default(),
+                        digest: record.digest.clone(),
+                    })
+                    .context("cannot record the build in the store")?;
                 if record.status.is_ok() {
-                    let registry = if record.digest.is_some() {
-                        "present"
-                    } else {
-                        "unknown"
-                    };
-                    upsert_image(
-                        &store,
-                        &job.image,
-                        "present",
-                        registry,
-                        record.digest.as_deref(),
-                        "build",
-                        &timestamp(record.started_at),
-                    )?;
+                    store
+                        .upsert_image(&ImageRow {
+                            image: &job.image,
+                            local: "present",
+                            registry: if record.digest.is_some() {
+                                "present"
+                            } else {
+                                "unknown"
+                            },
+                            digest: record.digest.as_deref(),
+                            source: "build",
+                            checked_at: &started_at,
+                        })
+                        .context("cannot record the image in the store")?;
                 }
                 Ok(())
             });

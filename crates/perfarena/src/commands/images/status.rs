@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use serde::Serialize;
 
 use perfarena_backend::images::Availability;
@@ -16,9 +16,9 @@ use perfarena_core::availability::ImageIndex;
 use perfarena_core::images::image_ref;
 use perfarena_core::{Suite, Task, VariantKind};
 
-use super::records::{LastBuild, candidate_builds, last_builds, upsert_image};
 use super::{StatusArgs, read_candidates, registry_client, registry_override};
 use crate::context::{Ctx, now};
+use perfarena_store::{ImageRow, LastBuild};
 
 pub const STATUS_VERSION: u32 = 1;
 
@@ -158,7 +158,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<ExitCode> {
     }
     if args.registry.is_none() {
         // Recorded builds name their images with the registry they were built for.
-        for (task, variant, image) in candidate_builds(&store)? {
+        for (task, variant, image) in store.candidate_builds()? {
             let name = variant
                 .strip_prefix("candidate:")
                 .unwrap_or(&variant)
@@ -185,7 +185,7 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<ExitCode> {
         Err(err) => (None, Some(err.to_string())),
     };
     let registry = registry_client(insecure);
-    let builds = last_builds(&store)?;
+    let builds = store.last_builds()?;
     let offline = recorded.as_ref().map(|(index, _)| index);
     let mut checker = Checker {
         engine: engine.as_ref(),
@@ -209,15 +209,16 @@ pub fn run(ctx: &Ctx, args: &StatusArgs) -> Result<ExitCode> {
         )?);
     }
     for state in checker.cache.values().filter(|_| !args.offline) {
-        upsert_image(
-            &store,
-            &state.image,
-            &state.local,
-            &state.registry,
-            state.digest.as_deref(),
-            "status",
-            &checked_at,
-        )?;
+        store
+            .upsert_image(&ImageRow {
+                image: &state.image,
+                local: &state.local,
+                registry: &state.registry,
+                digest: state.digest.as_deref(),
+                source: "status",
+                checked_at: &checked_at,
+            })
+            .context("cannot record the image in the store")?;
     }
     let summary = summarize(&tasks, &states);
     let report = StatusReport {
