@@ -182,27 +182,9 @@ impl Runner<'_> {
         port: u16,
     ) -> BTreeMap<&'static str, String> {
         let mut vars = BTreeMap::new();
-        let model = task
-            .model()
-            .or_else(|| Some(self.suite.bench.default_model.clone()).filter(|m| !m.is_empty()));
-        if let Some(model) = model {
-            vars.insert("model", model);
-        }
+        insert_task_vars(&mut vars, self.suite, task);
         vars.insert("port", port.to_string());
-        vars.insert(
-            "perf_command",
-            task.perf_command.clone().unwrap_or_default(),
-        );
-        vars.insert("commit", task.commit.to_string());
-        vars.insert(
-            "parent",
-            task.parent
-                .as_ref()
-                .map(|p| p.to_string())
-                .unwrap_or_default(),
-        );
         vars.insert("variant", variant.to_string());
-        vars.insert("source_dir", self.suite.repo.source_dir.clone());
         if let Some(dir) = workdir {
             vars.insert("workdir", dir.display().to_string());
         }
@@ -415,6 +397,34 @@ impl Runner<'_> {
         }
         Ok(record)
     }
+}
+
+/// The template values every command of a task shares: `model` (the task's, else the suite's
+/// default), `commit`, `parent`, `perf_command`, `source_dir`.
+pub(crate) fn insert_task_vars(
+    vars: &mut BTreeMap<&'static str, String>,
+    suite: &perfarena_core::Suite,
+    task: &Task,
+) {
+    let model = task
+        .model()
+        .or_else(|| Some(suite.bench.default_model.clone()).filter(|m| !m.is_empty()));
+    if let Some(model) = model {
+        vars.insert("model", model);
+    }
+    vars.insert("commit", task.commit.to_string());
+    vars.insert(
+        "parent",
+        task.parent
+            .as_ref()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+    );
+    vars.insert(
+        "perf_command",
+        task.perf_command.clone().unwrap_or_default(),
+    );
+    vars.insert("source_dir", suite.repo.source_dir.clone());
 }
 
 /// A log file as text (empty when unreadable), without failing on non-UTF-8 bytes.

@@ -108,25 +108,7 @@ pub fn describe_commands(suite: &Suite, repo: Option<&GitRepo>, tasks: &[Task]) 
             .iter()
             .map(|name| (*name, format!("{{{name}}}")))
             .collect();
-        let model = task
-            .model()
-            .or_else(|| Some(suite.bench.default_model.clone()).filter(|m| !m.is_empty()));
-        if let Some(model) = model {
-            vars.insert("model", model);
-        }
-        vars.insert("commit", task.commit.to_string());
-        vars.insert(
-            "parent",
-            task.parent
-                .as_ref()
-                .map(|p| p.to_string())
-                .unwrap_or_default(),
-        );
-        vars.insert(
-            "perf_command",
-            task.perf_command.clone().unwrap_or_default(),
-        );
-        vars.insert("source_dir", suite.repo.source_dir.clone());
+        crate::attempt::insert_task_vars(&mut vars, suite, task);
         let fill = |template: &str| {
             perfarena_core::template::expand(template, &vars)
                 .unwrap_or_else(|_| template.to_string())

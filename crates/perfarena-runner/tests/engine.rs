@@ -701,15 +701,10 @@ fn a_failed_check_is_recorded_once_and_the_variant_skipped() {
     let project = Project::new(&['a'], "");
     let run = project.plan(&request("3"));
     let backend = ScriptedBackend::new(clear_win);
-    let (outcome, _) = project.execute(
-        &run,
-        &backend,
-        1,
-        Vec::new(),
-        &Strict {
-            stop_after_first: false,
-        },
-    );
+    let strict = Strict {
+        stop_after_first: false,
+    };
+    let (outcome, _) = project.execute(&run, &backend, 1, Vec::new(), &strict);
     assert_eq!(
         outcome.unwrap().recorded,
         4,
@@ -724,15 +719,8 @@ fn a_failed_check_is_recorded_once_and_the_variant_skipped() {
     assert_eq!(human[0].stage, AttemptStage::Prepare);
     assert_eq!(human[0].message, "correctness check: wrong output");
     // Resume keys on the typed stage: the human variant is not tried again.
-    let (outcome, _) = project.execute(
-        &project.resume("r1"),
-        &ScriptedBackend::new(clear_win),
-        1,
-        Vec::new(),
-        &Strict {
-            stop_after_first: false,
-        },
-    );
+    let again = ScriptedBackend::new(clear_win);
+    let (outcome, _) = project.execute(&project.resume("r1"), &again, 1, Vec::new(), &strict);
     assert_eq!(outcome.unwrap().recorded, 0);
 }
 
