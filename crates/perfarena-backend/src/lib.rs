@@ -12,7 +12,7 @@ pub mod slurm;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
 use perfarena_core::events::EventSink;
@@ -60,19 +60,42 @@ pub(crate) fn create_dir(path: &std::path::Path) -> Result<(), BackendError> {
         .map_err(|e| BackendError::io(format!("cannot create {}", path.display()), e))
 }
 
-/// Shared cancellation flag: set by the Ctrl-C handler, polled by backends while they wait.
+/// Shared cancellation flag: set by a signal handler (or by a failing worker, to stop the
+/// others), polled by backends while they wait. It remembers the signal that set it.
 #[derive(Debug, Clone, Default)]
-pub struct CancelToken(Arc<AtomicBool>);
+pub struct CancelToken(Arc<CancelState>);
+
+#[derive(Debug, Default)]
+struct CancelState {
+    cancelled: AtomicBool,
+    /// The signal number that cancelled, 0 for none.
+    signal: AtomicI32,
+}
 
 impl CancelToken {
     pub fn new() -> CancelToken {
         CancelToken::default()
     }
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.cancelled.store(true, Ordering::SeqCst);
+    }
+    /// Cancels because of `signal`. Only atomic stores: safe in a signal handler.
+    pub fn cancel_by_signal(&self, signal: i32) {
+        let _ = self
+            .0
+            .signal
+            .compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+        self.cancel();
     }
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.cancelled.load(Ordering::SeqCst)
+    }
+    /// The first signal that cancelled, if a signal did.
+    pub fn signal(&self) -> Option<i32> {
+        match self.0.signal.load(Ordering::SeqCst) {
+            0 => None,
+            signal => Some(signal),
+        }
     }
 }
 

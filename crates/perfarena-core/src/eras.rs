@@ -12,7 +12,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::suite::BenchConfig;
 use crate::task::BenchKind;
 
 /// One era: a selector and the commands it overrides.
@@ -138,24 +137,6 @@ pub fn matches(era: &Era, facts: &Facts) -> Option<String> {
         reasons.push(format!("{path} exists"));
     }
     Some(reasons.join("; "))
-}
-
-/// The commands of a task: the plain `[bench]` ones with the chosen era's overrides.
-pub fn commands(bench: &BenchConfig, facts: &Facts) -> BenchCommands {
-    let selection = select(&bench.eras, facts);
-    let era = selection.as_ref().map(|s| s.era);
-    let pick = |over: Option<&Option<String>>, plain: &str| {
-        over.and_then(|o| o.clone())
-            .unwrap_or_else(|| plain.to_string())
-    };
-    BenchCommands {
-        era: era.map(|e| e.name.clone()),
-        reason: selection.as_ref().map(|s| s.reason.clone()),
-        setup: pick(era.map(|e| &e.setup), &bench.setup),
-        server: pick(era.map(|e| &e.server), &bench.server),
-        client: pick(era.map(|e| &e.client), &bench.client),
-        readiness_url: pick(era.map(|e| &e.readiness_url), &bench.readiness.url),
-    }
 }
 
 /// The Dockerfile of an image: that of the first matching era that sets one, else `default`
@@ -345,7 +326,7 @@ server = "pkg serve {model} --port {port}"
             date: date.map(str::to_string),
             kind,
         };
-        let chosen = commands(&suite(ERAS).bench, &facts);
+        let chosen = suite(ERAS).bench.commands(&facts);
         (
             chosen.era,
             chosen.server,
@@ -473,7 +454,7 @@ server = "pkg serve {model} --port {port}"
             kind: BenchKind::Serving,
         };
         let bench = suite(&eras).bench;
-        assert_eq!(commands(&bench, &facts).era.as_deref(), Some("mid"));
+        assert_eq!(bench.commands(&facts).era.as_deref(), Some("mid"));
         assert_eq!(
             dockerfile(&bench.eras, "Dockerfile", &facts),
             "docker/Dockerfile"
@@ -614,7 +595,7 @@ build_args = { USE_PRECOMPILED = "0" }
         assert!(build_args(&suite.bench.eras, &facts("2024-06-01"), "abc").is_empty());
         // A build-args era overrides no command.
         assert_eq!(
-            commands(&suite.bench, &facts("2026-01-05")).era.as_deref(),
+            suite.bench.commands(&facts("2026-01-05")).era.as_deref(),
             Some("cli")
         );
         let bad = Suite::from_toml_str(

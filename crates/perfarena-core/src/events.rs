@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::attempt::AttemptRecord;
 use crate::ids::{CommitId, VariantKind};
 use crate::plan::RunPlan;
+pub use crate::plan::RunStopReason;
 use crate::stats::{RoundsDecision, Verdict};
 
 /// The version of the event stream's JSON form.
@@ -25,31 +26,6 @@ pub enum Stream {
     Server,
     Client,
     Build,
-}
-
-/// Why a run stopped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum RunStopReason {
-    /// Every planned attempt is recorded (and every adaptive decision made).
-    Completed,
-    /// Stopped by a signal (`SIGINT`, `SIGTERM`, `SIGHUP`) or another cancellation; `--resume`
-    /// continues.
-    Interrupted { signal: Option<String> },
-    /// Stopped by an error nothing after it could work around (the daemon gone, the disk
-    /// full…); `--resume` continues once it is mended.
-    Error { message: String },
-}
-
-impl RunStopReason {
-    /// The run's status in the store: `finished`, `interrupted` or `failed`.
-    pub fn run_status(&self) -> &'static str {
-        match self {
-            RunStopReason::Completed => "finished",
-            RunStopReason::Interrupted { .. } => "interrupted",
-            RunStopReason::Error { .. } => "failed",
-        }
-    }
 }
 
 /// One comparison's verdict at an adaptive look.

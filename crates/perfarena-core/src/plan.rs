@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::RunStopReason;
 use crate::ids::{CandidateName, CommitId, VariantKind};
 use crate::stats::RoundsDecision;
 
@@ -170,6 +169,31 @@ impl RunPlan {
             .iter()
             .map(|t| self.variants(t).len() as u64 * rounds)
             .sum()
+    }
+}
+
+/// Why a run stopped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RunStopReason {
+    /// Every planned attempt is recorded (and every adaptive decision made).
+    Completed,
+    /// Stopped by a signal (`SIGINT`, `SIGTERM`, `SIGHUP`) or another cancellation; `--resume`
+    /// continues.
+    Interrupted { signal: Option<String> },
+    /// Stopped by an error nothing after it could work around (the daemon gone, the disk
+    /// full…); `--resume` continues once it is mended.
+    Error { message: String },
+}
+
+impl RunStopReason {
+    /// The run's status in the store: `finished`, `interrupted` or `failed`.
+    pub fn run_status(&self) -> &'static str {
+        match self {
+            RunStopReason::Completed => "finished",
+            RunStopReason::Interrupted { .. } => "interrupted",
+            RunStopReason::Error { .. } => "failed",
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::eras::{BenchCommands, Facts, select};
 use crate::parse::CustomPattern;
 use crate::stats::Direction;
 
@@ -210,6 +211,26 @@ pub struct BenchConfig {
     pub eras: Vec<crate::eras::Era>,
     pub env: BTreeMap<String, String>,
     pub readiness: Readiness,
+}
+
+impl BenchConfig {
+    /// The commands of a task: the plain `[bench]` ones with the chosen era's overrides.
+    pub fn commands(&self, facts: &Facts) -> BenchCommands {
+        let selection = select(&self.eras, facts);
+        let era = selection.as_ref().map(|s| s.era);
+        let pick = |over: Option<&Option<String>>, plain: &str| {
+            over.and_then(|o| o.clone())
+                .unwrap_or_else(|| plain.to_string())
+        };
+        BenchCommands {
+            era: era.map(|e| e.name.clone()),
+            reason: selection.as_ref().map(|s| s.reason.clone()),
+            setup: pick(era.map(|e| &e.setup), &self.setup),
+            server: pick(era.map(|e| &e.server), &self.server),
+            client: pick(era.map(|e| &e.client), &self.client),
+            readiness_url: pick(era.map(|e| &e.readiness_url), &self.readiness.url),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

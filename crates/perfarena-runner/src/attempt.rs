@@ -15,18 +15,10 @@ use perfarena_core::events::Event;
 use perfarena_core::parse::{FormatChoice, parse_log};
 use perfarena_core::{AttemptRecord, AttemptStage, AttemptStatus, Task, VariantKind, template};
 
-use crate::engine::{RunCx, Runner};
+use crate::engine::{Begun, RunCx, Runner};
 use crate::schedule::Slot;
+use crate::vars::insert_task_vars;
 use crate::{Result, RunError, now};
-
-/// An attempt set up by the runner.
-#[allow(clippy::large_enum_variant)] // one per attempt, short-lived
-pub(crate) enum Begun {
-    /// Ready for the backend.
-    Ready(AttemptSpec, AttemptRecord),
-    /// Ended before it could start (a command template that does not expand).
-    Ended(AttemptRecord),
-}
 
 impl Runner<'_> {
     /// The variant's directory under the run: `runs/<run>/<task>/<variant>`.
@@ -397,34 +389,6 @@ impl Runner<'_> {
         }
         Ok(record)
     }
-}
-
-/// The template values every command of a task shares: `model` (the task's, else the suite's
-/// default), `commit`, `parent`, `perf_command`, `source_dir`.
-pub(crate) fn insert_task_vars(
-    vars: &mut BTreeMap<&'static str, String>,
-    suite: &perfarena_core::Suite,
-    task: &Task,
-) {
-    let model = task
-        .model()
-        .or_else(|| Some(suite.bench.default_model.clone()).filter(|m| !m.is_empty()));
-    if let Some(model) = model {
-        vars.insert("model", model);
-    }
-    vars.insert("commit", task.commit.to_string());
-    vars.insert(
-        "parent",
-        task.parent
-            .as_ref()
-            .map(|p| p.to_string())
-            .unwrap_or_default(),
-    );
-    vars.insert(
-        "perf_command",
-        task.perf_command.clone().unwrap_or_default(),
-    );
-    vars.insert("source_dir", suite.repo.source_dir.clone());
 }
 
 /// A log file as text (empty when unreadable), without failing on non-UTF-8 bytes.

@@ -26,7 +26,6 @@ use perfarena_core::stats::{
 use perfarena_core::triage::Triage;
 use perfarena_core::{AttemptRecord, AttemptStage, CommitId, Suite, Task, VariantKind};
 
-use crate::attempt::Begun;
 use crate::events::RunEvents;
 use crate::lifecycle::{Check, Lifecycle, Next, VariantContext};
 use crate::plan::PlannedRun;
@@ -67,6 +66,15 @@ pub(crate) struct RunCx<'r> {
     pub run: &'r PlannedRun,
     pub events: RunEvents<'r>,
     recorded: AtomicU64,
+}
+
+/// An attempt set up by the runner.
+#[allow(clippy::large_enum_variant)] // one per attempt, short-lived
+pub(crate) enum Begun {
+    /// Ready for the backend.
+    Ready(AttemptSpec, AttemptRecord),
+    /// Ended before it could start (a command template that does not expand).
+    Ended(AttemptRecord),
 }
 
 /// Where a variant stands.
@@ -190,7 +198,13 @@ impl Runner<'_> {
         let result = self.schedule(&cx);
         let reason = match &result {
             Ok(()) => RunStopReason::Completed,
-            Err(RunError::Cancelled) => RunStopReason::Interrupted { signal: None },
+            Err(RunError::Cancelled) => RunStopReason::Interrupted {
+                signal: self
+                    .cancel
+                    .signal()
+                    .and_then(crate::signals::name)
+                    .map(String::from),
+            },
             Err(e) => RunStopReason::Error {
                 message: e.to_string(),
             },

@@ -46,7 +46,7 @@ pub fn commands(suite: &Suite, repo: Option<&GitRepo>, task: &Task) -> BenchComm
         date: task_date(suite, repo, task),
         kind: task.bench_kind(),
     };
-    eras::commands(&suite.bench, &facts)
+    suite.bench.commands(&facts)
 }
 
 /// What the eras set for the images of the tasks (built from their commits and parents): the
@@ -108,7 +108,7 @@ pub fn describe_commands(suite: &Suite, repo: Option<&GitRepo>, tasks: &[Task]) 
             .iter()
             .map(|name| (*name, format!("{{{name}}}")))
             .collect();
-        crate::attempt::insert_task_vars(&mut vars, suite, task);
+        crate::vars::insert_task_vars(&mut vars, suite, task);
         let fill = |template: &str| {
             perfarena_core::template::expand(template, &vars)
                 .unwrap_or_else(|_| template.to_string())

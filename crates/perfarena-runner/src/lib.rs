@@ -15,9 +15,12 @@ pub mod engine;
 pub mod eras;
 pub mod events;
 pub mod lifecycle;
+pub mod lock;
 pub mod plan;
 pub mod schedule;
+pub mod signals;
 pub mod store_writer;
+mod vars;
 
 pub use engine::{RunOutcome, Runner};
 pub use events::{Recorder, RunEvents};

@@ -6,6 +6,7 @@ use anyhow::{Context as _, Result, bail};
 
 use perfarena_backend::git::GitRepo;
 use perfarena_core::Suite;
+use perfarena_runner::lock::StoreLock;
 use perfarena_store::Store;
 
 pub struct Ctx {
@@ -59,6 +60,21 @@ impl Ctx {
             );
         }
         self.suite()
+    }
+
+    /// Takes the project's one-writer lock for this command (what the user typed); an error
+    /// naming the holder when another perfarena writes. A lock left by a process that died is
+    /// taken over, said once.
+    pub fn lock_store(&self) -> Result<StoreLock> {
+        let command: Vec<String> = std::env::args().collect();
+        let lock = StoreLock::acquire(&self.state_dir, &command.join(" "))?;
+        if let Some(dead) = lock.taken_over() {
+            crate::progress::note(&format!(
+                "note: taking over the lock of pid {} (`{}`, started {}), which ended without releasing it",
+                dead.pid, dead.command, dead.started_at
+            ));
+        }
+        Ok(lock)
     }
 
     pub fn store(&self) -> Result<Store> {

@@ -66,8 +66,29 @@ enum Command {
     Analyze(commands::analyze::AnalyzeArgs),
 }
 
+/// Lets a closed stdout end the process quietly, as it ends `cat` (the default action of
+/// SIGPIPE, which Rust's runtime ignores so that a write fails instead). Commands that only
+/// read and print call it at once (`perfarena report | head -1`); long work (`run`, `images
+/// build`, `demo`) keeps writing past a closed stdout and calls it only when its work is
+/// recorded.
+pub fn restore_sigpipe() {
+    // SAFETY: setting a signal's disposition to its default, before any handler of ours runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let long_work = matches!(
+        &cli.command,
+        Command::Run(_)
+            | Command::Demo(_)
+            | Command::Images(commands::images::ImagesCommand::Build(_))
+    );
+    if !long_work {
+        restore_sigpipe();
+    }
     let ctx = Ctx::new(
         cli.dir.as_deref().unwrap_or(Path::new(".")),
         cli.suite.as_deref(),
@@ -90,7 +111,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            progress::note(&format!("error: {err:#}"));
             ExitCode::FAILURE
         }
     }

@@ -38,7 +38,7 @@ impl ProgressSink {
         let _guard = self.lines.lock();
         if self.bar.is_hidden() {
             if !self.json {
-                let _ = writeln!(std::io::stderr(), "{line}");
+                note(line);
             }
         } else {
             self.bar.println(line);
@@ -104,6 +104,16 @@ impl EventSink for ProgressSink {
             _ => {}
         }
     }
+}
+
+/// A line on stderr; a closed or broken stderr (a terminal gone after SIGHUP) is no error.
+pub fn note(line: &str) {
+    let _ = writeln!(std::io::stderr(), "{line}");
+}
+
+/// A line on stdout; a closed stdout (`perfarena run | head`) never stops the work.
+pub fn say(line: &str) {
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 fn first_line(text: &str) -> &str {

@@ -158,7 +158,7 @@ fn table(suite: &Suite, history: &[Point]) -> String {
             date: point.date.map(str::to_string),
             kind: point.kind,
         };
-        let chosen = eras::commands(&suite.bench, &facts);
+        let chosen = suite.bench.commands(&facts);
         let dockerfile = eras::dockerfile(&suite.bench.eras, &suite.build.dockerfile, &facts);
         let _ = writeln!(
             out,

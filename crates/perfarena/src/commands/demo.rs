@@ -7,6 +7,7 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::commands::run::RunArgs;
 use crate::context::Ctx;
+use crate::progress::say;
 
 #[derive(clap::Args, Debug)]
 pub struct DemoArgs {
@@ -85,7 +86,7 @@ pub fn run(dir: Option<&Path>, suite: Option<&Path>, args: &DemoArgs) -> Result<
     let toy = match demo_dir(dir)? {
         DemoDir::Fresh(dir) => {
             let toy = crate::toy::create(&dir)?;
-            println!("demo project: {} (new)", toy.dir.display());
+            say(&format!("demo project: {} (new)", toy.dir.display()));
             toy
         }
         DemoDir::Created(dir) => {
@@ -96,15 +97,15 @@ pub fn run(dir: Option<&Path>, suite: Option<&Path>, args: &DemoArgs) -> Result<
                     dir.display()
                 )
             })?;
-            println!("demo project: {} (new)", toy.dir.display());
+            say(&format!("demo project: {} (new)", toy.dir.display()));
             toy
         }
         DemoDir::Reused(dir) => {
             let toy = crate::toy::open(&dir)?;
-            println!(
+            say(&format!(
                 "demo project: {} (reused: a demo project from an earlier run)",
                 toy.dir.display()
-            );
+            ));
             toy
         }
     };
@@ -114,6 +115,8 @@ pub fn run(dir: Option<&Path>, suite: Option<&Path>, args: &DemoArgs) -> Result<
     let repo = ctx
         .repo(&suite)?
         .context("the toy suite names its repository")?;
+    // The demo writes its tasks under the lock; `run` takes it again for itself.
+    let lock = ctx.lock_store()?;
     let mut store = ctx.store()?;
     let outcome = perfarena_core::import::import_tasks(&tasks, &[], &repo, &store.tasks()?);
     if let Some(error) = outcome.errors.first() {
@@ -125,12 +128,13 @@ pub fn run(dir: Option<&Path>, suite: Option<&Path>, args: &DemoArgs) -> Result<
         &crate::context::now(),
     )?;
     drop(store);
+    drop(lock);
     if args.no_run {
-        println!(
+        say(&format!(
             "next: perfarena -C {} run --candidates {}",
             toy.dir.display(),
             candidate_args(&toy).join(" ")
-        );
+        ));
         return Ok(ExitCode::SUCCESS);
     }
     let run_args = RunArgs {
@@ -153,12 +157,12 @@ pub fn run(dir: Option<&Path>, suite: Option<&Path>, args: &DemoArgs) -> Result<
     let report = toy.dir.join("report.md");
     std::fs::write(&report, perfarena_report::markdown(&model))
         .with_context(|| format!("cannot write {}", report.display()))?;
-    println!("report: {}", report.display());
-    println!(
+    say(&format!("report: {}", report.display()));
+    say(&format!(
         "more: perfarena -C {} report --format html --out {}",
         toy.dir.display(),
         toy.dir.display()
-    );
+    ));
     Ok(ExitCode::SUCCESS)
 }
 

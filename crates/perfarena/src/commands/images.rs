@@ -2,6 +2,7 @@
 //! and building the missing ones (retry ladder, candidates on their baseline, push).
 
 mod build;
+mod build_slurm;
 mod progress_file;
 mod status;
 

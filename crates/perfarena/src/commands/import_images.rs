@@ -34,6 +34,7 @@ pub struct ImportArgs {
 
 /// Imports the listing files into the store.
 pub fn run(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
+    let _lock = ctx.lock_store()?;
     let mut store = ctx.store()?;
     let stamp = now();
     let mut report = Vec::new();

@@ -33,6 +33,7 @@ pub fn run(ctx: &Ctx, command: &JudgeCommand) -> Result<ExitCode> {
 }
 
 fn import(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
+    let _lock = ctx.lock_store()?;
     let mut store = ctx.store()?;
     let tasks = store.tasks()?;
     if tasks.is_empty() {

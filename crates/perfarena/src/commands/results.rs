@@ -45,6 +45,7 @@ pub fn run(ctx: &Ctx, command: &ResultsCommand) -> Result<ExitCode> {
 }
 
 fn import(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
+    let _lock = ctx.lock_store()?;
     let suite = ctx.suite()?;
     let triage = Triage::new(&suite.triage.rules)?;
     let mut store = ctx.store()?;

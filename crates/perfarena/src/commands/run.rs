@@ -8,10 +8,10 @@ use perfarena_backend::local::LocalBackend;
 use perfarena_backend::{Backend, CancelToken};
 use perfarena_core::events::RunStopReason;
 use perfarena_runner::schedule::Slot;
-use perfarena_runner::{PlainLifecycle, RunEvents, RunRequest, Runner, StoreWriter, plan};
+use perfarena_runner::{PlainLifecycle, RunEvents, RunRequest, Runner, StoreWriter, plan, signals};
 
 use crate::context::Ctx;
-use crate::progress::ProgressSink;
+use crate::progress::{ProgressSink, note, say};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct RunArgs {
@@ -49,6 +49,8 @@ pub struct RunArgs {
 
 pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     let suite = ctx.suite_required()?;
+    // One writer per project: a second `run` stops here, before anything is planned.
+    let _lock = ctx.lock_store()?;
     suite
         .require_runnable()
         .map_err(|e| anyhow::anyhow!("{}: {e}", ctx.suite_path.display()))?;
@@ -94,19 +96,19 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
         }
     }
     if args.parallel > 1 && backend.runs_rounds() {
-        eprintln!(
+        note(&format!(
             "note: --parallel {} is not used with slurm.job_unit = \"round\": each round of all tasks is one job array, of which slurm.array_limit ({}) run at once",
             args.parallel, suite.slurm.array_limit
-        );
+        ));
     }
     let store = ctx.store()?;
     let planned = if args.resume {
         let run = plan::run_to_resume(&store, args.run_id.as_deref())?;
         if run.suite_hash != suite.hash() {
-            eprintln!(
+            note(&format!(
                 "warning: the suite changed since run {} started; resuming with the current settings",
                 run.run_id
-            );
+            ));
         }
         plan::plan_resume(&store, &run)?
     } else {
@@ -121,10 +123,7 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
     };
 
     let cancel = CancelToken::new();
-    {
-        let cancel = cancel.clone();
-        ctrlc::set_handler(move || cancel.cancel()).context("cannot install the Ctrl-C handler")?;
-    }
+    signals::install(&cancel).context("cannot install the signal handlers")?;
     let sink = ProgressSink::new(args.json);
     let writer = StoreWriter::new(store);
     let runner = Runner {
@@ -150,21 +149,27 @@ pub fn run(ctx: &Ctx, args: &RunArgs) -> Result<ExitCode> {
             "run {run_id} stopped; `perfarena run --resume` continues it"
         ))
     })?;
-    if let RunStopReason::Interrupted { .. } = outcome.reason {
-        eprintln!(
-            "interrupted: {} attempt(s) recorded in this session; `perfarena run --resume` continues run {run_id}",
+    if let RunStopReason::Interrupted { signal } = &outcome.reason {
+        note(&format!(
+            "interrupted{}: {} attempt(s) recorded in this session; `perfarena run --resume` continues run {run_id}",
+            signal
+                .as_deref()
+                .map(|s| format!(" by {s}"))
+                .unwrap_or_default(),
             outcome.recorded
-        );
-        return Ok(ExitCode::from(130));
+        ));
+        return Ok(ExitCode::from(signals::exit_code(cancel.signal())));
     }
     if !args.json {
-        println!(
+        // The run is recorded: from here a closed stdout may end the command quietly.
+        crate::restore_sigpipe();
+        say(&format!(
             "run {run_id} finished: {} attempt(s) recorded in this session",
             outcome.recorded
-        );
+        ));
         let store = writer.into_store();
         crate::commands::report::print_summary(&suite, &store, Some(&run_id.0))?;
-        println!("full report: perfarena report [--format md|json|html|csv]");
+        say("full report: perfarena report [--format md|json|html|csv]");
     }
     Ok(ExitCode::SUCCESS)
 }

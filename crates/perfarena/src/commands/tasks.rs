@@ -48,6 +48,7 @@ pub fn run(ctx: &Ctx, command: &TasksCommand) -> Result<ExitCode> {
 }
 
 fn import_cmd(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
+    let _lock = ctx.lock_store()?;
     let suite = ctx.suite()?;
     let repo = ctx.repo(&suite)?;
     let resolver: &dyn CommitResolver = match &repo {

@@ -24,6 +24,7 @@ use perfarena_store::{BuildTryRow, ImageRow, Store};
 use super::progress_file::ProgressFile;
 use super::{BuildArgs, VariantArg, read_candidates, registry_client};
 use crate::context::Ctx;
+use crate::progress::note;
 
 pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
     if !args.all && args.commits.is_empty() {
@@ -78,6 +79,7 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
     let jobs = plan(&suite, &tasks, &candidates, &options)?;
 
     if args.dry_run {
+        crate::restore_sigpipe();
         print_plan(&jobs, &suite, !args.no_push);
         print!(
             "{}",
@@ -85,8 +87,10 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
+    // One writer per project; array tasks on Slurm write under this lock (delegated).
+    let lock = ctx.lock_store()?;
     if args.backend == "slurm" {
-        return crate::slurm_setup::images_build_on_slurm(ctx, &suite, args, &tasks);
+        return super::build_slurm::run(ctx, &suite, args, &tasks, &lock);
     }
 
     let store = ctx.store()?;
@@ -97,10 +101,7 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
     let registry = registry_client(Vec::new());
     let credentials = perfarena_backend::images::auth::CredentialSource::from_environment();
     let cancel = CancelToken::new();
-    {
-        let cancel = cancel.clone();
-        ctrlc::set_handler(move || cancel.cancel()).context("cannot install the Ctrl-C handler")?;
-    }
+    perfarena_runner::signals::install(&cancel).context("cannot install the signal handlers")?;
     let builds_dir = std::path::absolute(ctx.state_dir.join("builds"))
         .context("cannot resolve the store directory")?;
     let builder = Builder {
@@ -140,12 +141,14 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
     match result {
         Err(ImagesError::Cancelled) => {
             progress.finish("interrupted");
-            eprintln!(
+            note(&format!(
                 "interrupted: {} of {} image(s) finished and recorded; run the same command again to continue",
                 outcomes.len(),
                 jobs.len()
-            );
-            Ok(ExitCode::from(130))
+            ));
+            Ok(ExitCode::from(perfarena_runner::signals::exit_code(
+                cancel.signal(),
+            )))
         }
         Err(err) => {
             progress.finish("failed");
@@ -157,6 +160,8 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
         }
         Ok(outcomes_in_order) => {
             progress.finish("finished");
+            // Every image is recorded: a closed stdout may end the command quietly now.
+            crate::restore_sigpipe();
             if args.json {
                 let rows: Vec<serde_json::Value> = outcomes_in_order
                     .iter()
@@ -182,14 +187,14 @@ pub fn run(ctx: &Ctx, args: &BuildArgs) -> Result<ExitCode> {
                 .iter()
                 .map(|(status, n)| format!("{n} {status}"))
                 .collect();
-            eprintln!(
+            note(&format!(
                 "images: {}",
                 if summary.is_empty() {
                     "nothing to do".to_string()
                 } else {
                     summary.join(", ")
                 }
-            );
+            ));
             let failed = outcomes_in_order
                 .iter()
                 .any(|o| !o.status.is_ok() && o.status != BuildStatus::PermanentlyFailed);
@@ -332,7 +337,7 @@ impl<'a> Reporter<'a> {
 
     fn say(&self, line: &str) {
         if self.bar.is_hidden() {
-            eprintln!("{line}");
+            note(line);
         } else {
             self.bar.println(line);
         }
