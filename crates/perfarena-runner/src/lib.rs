@@ -14,6 +14,7 @@ pub mod candidates;
 pub mod engine;
 pub mod eras;
 pub mod events;
+pub mod images_status;
 pub mod lifecycle;
 pub mod lock;
 pub mod plan;
