@@ -265,11 +265,16 @@ impl AttemptRecord {
     }
 
     /// The value of one metric, if this attempt has it.
+    /// The value of `metric`; a sample stored under an old name of it (before the metric
+    /// vocabulary was unified) counts too.
     pub fn sample(&self, metric: &str) -> Option<f64> {
-        self.samples
-            .iter()
-            .find(|(m, _)| m == metric)
-            .map(|(_, v)| *v)
+        let find = |name: &str| {
+            self.samples
+                .iter()
+                .find(|(m, _)| m == name)
+                .map(|(_, v)| *v)
+        };
+        find(metric).or_else(|| crate::parse::old_names(metric).find_map(find))
     }
 }
 

@@ -382,17 +382,41 @@ pub fn row_to_task(row: &RawRow) -> Result<Task, RowError> {
     Ok(task)
 }
 
-/// `"a, b"`, `"['a', 'b']"` (a Python list printed into a CSV/Parquet cell) or one name.
-fn parse_model_list(text: &str) -> Vec<String> {
-    let inner = text.trim().trim_start_matches('[').trim_end_matches(']');
+/// A list of names written as one string: `"a, b"`, a JSON array (`"[\"a\", \"b\"]"`), a Python
+/// list (`"['a', 'b']"`) or a numpy array's repr (`"['a/b' 'c/d'\n 'e/f']"`, no commas) printed
+/// into a CSV/Parquet cell, `"[]"`, or one name.
+pub fn parse_model_list(text: &str) -> Vec<String> {
+    let trimmed = text.trim();
+    if let Ok(Value::Array(items)) = serde_json::from_str::<Value>(trimmed) {
+        return items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+    }
+    let inner = trimmed
+        .strip_prefix('[')
+        .and_then(|rest| rest.strip_suffix(']'))
+        .unwrap_or(trimmed);
+    if inner.contains(['\'', '"']) {
+        // Quoted items, separated by commas or (numpy) by whitespace: take what is quoted.
+        let mut out = Vec::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            if c == '\'' || c == '"' {
+                let item: String = chars.by_ref().take_while(|d| *d != c).collect();
+                let item = item.trim();
+                if !item.is_empty() {
+                    out.push(item.to_string());
+                }
+            }
+        }
+        return out;
+    }
     inner
         .split(',')
-        .map(|s| {
-            s.trim()
-                .trim_matches(|c| c == '\'' || c == '"')
-                .trim()
-                .to_string()
-        })
+        .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect()
 }
@@ -533,10 +557,34 @@ pub struct ImportOutcome {
     pub unchanged: usize,
     pub errors: Vec<RowError>,
     pub notes: Vec<String>,
+    /// Stored tasks known by a short hash that this import names in full: `(short, full)`. The
+    /// store renames them (and everything recorded under them) before storing `tasks`.
+    pub upgrades: Vec<(CommitId, CommitId)>,
+}
+
+/// Where a task the import already knows came from, for messages.
+#[derive(Debug, Clone)]
+enum Known {
+    Stored,
+    Row(RowLoc),
+}
+
+impl fmt::Display for Known {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Known::Stored => f.write_str("an already imported task"),
+            Known::Row(loc) => write!(f, "the row at {loc}"),
+        }
+    }
 }
 
 /// Validates rows, applies parent mappings, resolves hashes and parents, and compares with what
 /// is already stored. Rows that fail are reported in `errors`; the rest are in `tasks`.
+///
+/// One task per commit: a commit first seen by a short hash and later in full (or the reverse,
+/// in this import or an earlier one) is the same task, upgraded in place to the full hash with
+/// the rows' fields merged (the later row's non-empty fields win). A short hash that two known
+/// full hashes share is an error naming both.
 pub fn import_tasks(
     rows: &[RawRow],
     mappings: &[(RowLoc, CommitId, CommitId)],
@@ -564,54 +612,155 @@ pub fn import_tasks(
                 .push(RowError::field(loc, "commit", e.to_string())),
         }
     }
-    let mut seen: BTreeMap<CommitId, (RowLoc, Task)> = BTreeMap::new();
+    // Every task known so far, by commit: the stored ones, replaced by this import's rows.
+    let mut known: BTreeMap<CommitId, (Known, Task)> = existing
+        .iter()
+        .map(|t| (t.commit.clone(), (Known::Stored, t.clone())))
+        .collect();
+    let mut imported: Vec<CommitId> = Vec::new();
+    let mut upgraded: Vec<String> = Vec::new();
     for row in rows {
-        let result = row_to_task(row)
-            .and_then(|task| resolve_task(task, row, &parents, resolver, existing, &outcome.tasks));
-        let task = match result {
+        let task = match row_to_task(row).and_then(|task| resolve_commit_of(task, row, resolver)) {
             Ok(task) => task,
             Err(e) => {
                 outcome.errors.push(e);
                 continue;
             }
         };
-        if let Some((first_loc, first)) = seen.get(&task.commit) {
-            if first != &task {
-                outcome.errors.push(RowError::field(
-                    &row.loc,
-                    "commit_hash",
-                    format!(
-                        "duplicate of the row at {first_loc} with different data; keep one of them"
-                    ),
-                ));
+        let given = task.commit.clone();
+        let mut task = match reconcile(task, row, &known) {
+            Ok(task) => task,
+            Err(e) => {
+                outcome.errors.push(e);
+                continue;
             }
+        };
+        // A shorter hash of the same commit known before: one task, upgraded to this hash.
+        let shorter: Vec<CommitId> = known
+            .keys()
+            .filter(|k| *k != &task.commit && k.is_prefix_of(&task.commit))
+            .cloned()
+            .collect();
+        for short in shorter {
+            if let Some((was, earlier)) = known.remove(&short) {
+                task = merged(earlier, task);
+                imported.retain(|c| c != &short);
+                if existing.iter().any(|t| t.commit == short) {
+                    outcome.upgrades.push((short.clone(), task.commit.clone()));
+                }
+                upgraded.push(format!("{short} ({was}) → {} ({})", task.commit, row.loc));
+            }
+        }
+        let task = match apply_parent(task, row, &parents, resolver) {
+            Ok(task) => task,
+            Err(e) => {
+                outcome.errors.push(e);
+                continue;
+            }
+        };
+        let commit = task.commit.clone();
+        match known.get(&commit) {
+            // The same commit given by a shorter hash in this row: one task, the fields merged.
+            Some((Known::Row(first_loc), first)) if given != commit => {
+                upgraded.push(format!("{given} ({}) → {commit} ({first_loc})", row.loc));
+                let task = merged(first.clone(), task);
+                let loc = first_loc.clone();
+                known.insert(commit.clone(), (Known::Row(loc), task));
+                continue;
+            }
+            Some((Known::Row(first_loc), first)) => {
+                if first != &task {
+                    outcome.errors.push(RowError::field(
+                        &row.loc,
+                        "commit_hash",
+                        format!(
+                            "duplicate of the row at {first_loc} with different data; keep one of them"
+                        ),
+                    ));
+                }
+                continue;
+            }
+            Some((Known::Stored, stored)) => {
+                let task = merged(stored.clone(), task);
+                known.insert(commit.clone(), (Known::Row(row.loc.clone()), task));
+            }
+            None => {
+                known.insert(commit.clone(), (Known::Row(row.loc.clone()), task));
+            }
+        }
+        imported.push(commit);
+    }
+    if !upgraded.is_empty() {
+        outcome.notes.push(format!(
+            "{} task(s) first known by a short hash are now known by the full hash (one task per commit): {}",
+            upgraded.len(),
+            upgraded.join("; ")
+        ));
+    }
+    let mut without_parent = Vec::new();
+    for commit in imported {
+        let Some((_, task)) = known.get(&commit) else {
             continue;
+        };
+        if task.parent.is_none() {
+            without_parent.push(task.short_id().to_string());
         }
-        seen.insert(task.commit.clone(), (row.loc.clone(), task.clone()));
-        match existing.iter().find(|t| t.commit == task.commit) {
-            Some(stored) if stored == &task => outcome.unchanged += 1,
-            _ => outcome.tasks.push(task),
+        let upgraded = outcome.upgrades.iter().any(|(_, full)| full == &commit);
+        match existing.iter().find(|t| t.commit == commit) {
+            Some(stored) if stored == task && !upgraded => outcome.unchanged += 1,
+            _ => outcome.tasks.push(task.clone()),
         }
+    }
+    if !without_parent.is_empty() {
+        outcome.notes.push(format!(
+            "{} task(s) have no parent commit (analysable, not runnable until a parent is given, e.g. with --mapping): {}",
+            without_parent.len(),
+            without_parent.join(", ")
+        ));
     }
     outcome
 }
 
-fn resolve_task(
+/// `newer` over `older`: the same task, the newer row's non-empty fields winning, the longer
+/// commit hash kept.
+fn merged(older: Task, newer: Task) -> Task {
+    let pick = |a: Option<String>, b: Option<String>| b.or(a);
+    let list = |a: Vec<String>, b: Vec<String>| if b.is_empty() { a } else { b };
+    let commit = if newer.commit.as_str().len() >= older.commit.as_str().len() {
+        newer.commit.clone()
+    } else {
+        older.commit.clone()
+    };
+    let mut extra = older.extra;
+    extra.extend(newer.extra);
+    Task {
+        commit,
+        parent: newer.parent.or(older.parent),
+        repo: pick(older.repo, newer.repo),
+        models: list(older.models, newer.models),
+        perf_command: pick(older.perf_command, newer.perf_command),
+        has_serving: older.has_serving || newer.has_serving,
+        has_latency: older.has_latency || newer.has_latency,
+        has_throughput: older.has_throughput || newer.has_throughput,
+        uses_lm_eval: older.uses_lm_eval || newer.uses_lm_eval,
+        pr_url: pick(older.pr_url, newer.pr_url),
+        pr_date: pick(older.pr_date, newer.pr_date),
+        subject: pick(older.subject, newer.subject),
+        files_changed: list(older.files_changed, newer.files_changed),
+        extra,
+    }
+}
+
+/// With a repository, the commit and the parent are resolved to full hashes by git.
+fn resolve_commit_of(
     mut task: Task,
     row: &RawRow,
-    parents: &BTreeMap<CommitId, (RowLoc, CommitId)>,
     resolver: &dyn CommitResolver,
-    existing: &[Task],
-    imported: &[Task],
 ) -> Result<Task, RowError> {
     let err = |field: &str, message: String| RowError::field(&row.loc, field, message);
-    task.commit = if resolver.checks() {
-        resolver
-            .resolve(&task.commit)
-            .map_err(|e| err("commit_hash", e.to_string()))?
-    } else {
-        resolve_against_tasks(&task.commit, existing, imported).unwrap_or(task.commit)
-    };
+    task.commit = resolver
+        .resolve(&task.commit)
+        .map_err(|e| err("commit_hash", e.to_string()))?;
     if let Some(parent) = task.parent.take() {
         task.parent = Some(
             resolver
@@ -619,9 +768,56 @@ fn resolve_task(
                 .map_err(|e| err("parent_commit", e.to_string()))?,
         );
     }
-    if let Some((_, mapped)) = parents.get(&task.commit) {
+    Ok(task)
+}
+
+/// A short hash that names exactly one longer known commit becomes that commit; one that two
+/// known commits share is an error naming both.
+fn reconcile(
+    mut task: Task,
+    row: &RawRow,
+    known: &BTreeMap<CommitId, (Known, Task)>,
+) -> Result<Task, RowError> {
+    let longer: Vec<(&CommitId, &Known)> = known
+        .iter()
+        .filter(|(k, _)| *k != &task.commit && task.commit.is_prefix_of(k))
+        .map(|(k, (was, _))| (k, was))
+        .collect();
+    match longer.as_slice() {
+        [] => Ok(task),
+        [(full, _)] => {
+            task.commit = (*full).clone();
+            Ok(task)
+        }
+        [(a, a_was), (b, b_was), ..] => Err(RowError::field(
+            &row.loc,
+            "commit_hash",
+            format!(
+                "`{}` is ambiguous: it is the start of both {a} ({a_was}) and {b} ({b_was}); give more characters of the hash",
+                task.commit
+            ),
+        )),
+    }
+}
+
+/// Applies a parent mapping (keyed by the full hash or any prefix of it) and, with a
+/// repository, finds the first parent git knows.
+fn apply_parent(
+    mut task: Task,
+    row: &RawRow,
+    parents: &BTreeMap<CommitId, (RowLoc, CommitId)>,
+    resolver: &dyn CommitResolver,
+) -> Result<Task, RowError> {
+    let err = |field: &str, message: String| RowError::field(&row.loc, field, message);
+    let mapped = parents.get(&task.commit).or_else(|| {
+        parents
+            .iter()
+            .find(|(key, _)| key.is_prefix_of(&task.commit) || task.commit.is_prefix_of(key))
+            .map(|(_, value)| value)
+    });
+    if let Some((_, mapped)) = mapped {
         if let Some(given) = &task.parent {
-            if given != mapped {
+            if !given.is_prefix_of(mapped) && !mapped.is_prefix_of(given) {
                 return Err(err(
                     "parent_commit",
                     format!("row says {given} but the mapping says {mapped}"),
@@ -642,21 +838,6 @@ fn resolve_task(
         }
     }
     Ok(task)
-}
-
-/// Without a repository, a short hash that names exactly one known task becomes its full hash.
-fn resolve_against_tasks(
-    commit: &CommitId,
-    existing: &[Task],
-    imported: &[Task],
-) -> Option<CommitId> {
-    let mut matches = existing
-        .iter()
-        .chain(imported)
-        .map(|t| &t.commit)
-        .filter(|full| commit.is_prefix_of(full));
-    let first = matches.next()?.clone();
-    matches.all(|other| *other == first).then_some(first)
 }
 
 /// Resolves a (short) commit against a task list: exactly one task must match.
@@ -950,6 +1131,128 @@ mod tests {
         let outcome = import_tasks(&rows, &[], &NoRepository, &stored);
         assert_eq!(outcome.tasks[0].commit.as_str(), C1);
         assert_eq!(outcome.tasks[0].models, vec!["m"]);
+    }
+
+    /// Shapes from the published datasets: the OmniPerf-Bench/ISO-Bench task mapping
+    /// (`data/mappings/vllm_oh_mapping.json`: an object keyed by the 8-character hash, with
+    /// `human_commit_full` and `parent_commit`) and the HF dataset rows (`commit_hash` in full,
+    /// no parent), imported in either order.
+    #[test]
+    fn one_task_per_commit_whichever_hash_comes_first() {
+        let full = "fc542144c4477ffec1d3de6fa43e54f8fb5351e8";
+        let short_row = r#"{"commit_hash": "fc542144", "parent_commit": "eb5741ad422f04d0bac60c9b6c07183e0431ce8c", "models": ["meta-llama/Llama-3.1-8B-Instruct"]}"#;
+        let full_row = format!(
+            r#"{{"commit_hash": "{full}", "commit_subject": "[V1] Async bitmask", "perf_command": "python benchmarks/benchmark_serving.py --model meta-llama/Llama-3.1-8B-Instruct --num-prompts 100"}}"#
+        );
+        for text in [
+            format!("{short_row}\n{full_row}\n"),
+            format!("{full_row}\n{short_row}\n"),
+        ] {
+            let rows = read_rows("t.jsonl", &text).unwrap();
+            let outcome = import_tasks(&rows, &[], &NoRepository, &[]);
+            assert!(outcome.errors.is_empty(), "{:?}", outcome.errors);
+            assert_eq!(outcome.tasks.len(), 1, "{text}");
+            let task = &outcome.tasks[0];
+            assert_eq!(task.commit.as_str(), full);
+            assert_eq!(task.models, ["meta-llama/Llama-3.1-8B-Instruct"]);
+            assert_eq!(task.subject.as_deref(), Some("[V1] Async bitmask"));
+            assert!(task.parent.is_some());
+            assert!(outcome.upgrades.is_empty());
+        }
+        // Across imports: the stored short task is upgraded in place, never duplicated.
+        let rows = read_rows("m.jsonl", &format!("{short_row}\n")).unwrap();
+        let first = import_tasks(&rows, &[], &NoRepository, &[]);
+        let rows = read_rows("d.jsonl", &format!("{full_row}\n")).unwrap();
+        let second = import_tasks(&rows, &[], &NoRepository, &first.tasks);
+        assert_eq!(second.tasks.len(), 1);
+        assert_eq!(second.tasks[0].commit.as_str(), full);
+        assert_eq!(second.upgrades.len(), 1);
+        assert_eq!(second.upgrades[0].0.as_str(), "fc542144");
+        assert!(
+            second
+                .notes
+                .iter()
+                .any(|n| n.contains("one task per commit")),
+            "{:?}",
+            second.notes
+        );
+        // Importing the same file again changes nothing.
+        let rows = read_rows("d.jsonl", &format!("{full_row}\n")).unwrap();
+        let again = import_tasks(&rows, &[], &NoRepository, &second.tasks);
+        assert!(again.tasks.is_empty() && again.upgrades.is_empty());
+        assert_eq!(again.unchanged, 1);
+    }
+
+    #[test]
+    fn a_short_hash_two_full_hashes_share_is_an_error_naming_both() {
+        let text = format!(
+            "{{\"commit_hash\": \"{C2}\"}}\n{{\"commit_hash\": \"{C3}\"}}\n{{\"commit_hash\": \"2222\"}}\n"
+        );
+        let rows = read_rows("t.jsonl", &text).unwrap();
+        let outcome = import_tasks(&rows, &[], &NoRepository, &[]);
+        assert_eq!(outcome.tasks.len(), 2);
+        let error = outcome.errors[0].to_string();
+        assert!(
+            error.starts_with("t.jsonl:3: field `commit_hash`: `2222` is ambiguous"),
+            "{error}"
+        );
+        assert!(
+            error.contains("t.jsonl:1") && error.contains("t.jsonl:2"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn rows_without_a_parent_are_imported_with_one_warning() {
+        let text = format!("{{\"commit_hash\": \"{C1}\"}}\n{{\"commit_hash\": \"{C2}\"}}\n");
+        let rows = read_rows("t.jsonl", &text).unwrap();
+        let outcome = import_tasks(&rows, &[], &NoRepository, &[]);
+        assert_eq!(outcome.tasks.len(), 2);
+        let warnings: Vec<&String> = outcome
+            .notes
+            .iter()
+            .filter(|n| n.contains("no parent"))
+            .collect();
+        assert_eq!(warnings.len(), 1, "{:?}", outcome.notes);
+        assert!(
+            warnings[0].starts_with("2 task(s) have no parent commit (analysable, not runnable"),
+            "{}",
+            warnings[0]
+        );
+    }
+
+    /// `models` as the published datasets write it: a list, a JSON string, a Python list, a
+    /// numpy array's repr (Parquet exports of ISO-Bench print arrays that way), or empty.
+    #[test]
+    fn model_lists_in_every_published_spelling() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "meta-llama/Llama-3.1-8B-Instruct",
+                &["meta-llama/Llama-3.1-8B-Instruct"],
+            ),
+            ("a/b, c/d", &["a/b", "c/d"]),
+            (
+                r#"["Qwen/Qwen3-30B-A3B", "Qwen/Qwen3-30B-A3B-FP8"]"#,
+                &["Qwen/Qwen3-30B-A3B", "Qwen/Qwen3-30B-A3B-FP8"],
+            ),
+            (
+                "['Qwen/Qwen3-30B-A3B', 'ibm-granite/granite-4.0-tiny-preview']",
+                &["Qwen/Qwen3-30B-A3B", "ibm-granite/granite-4.0-tiny-preview"],
+            ),
+            (
+                "['Qwen/Qwen3-30B-A3B' 'Qwen/Qwen3-30B-A3B-FP8'\n 'ibm-granite/granite-4.0-tiny-preview']",
+                &[
+                    "Qwen/Qwen3-30B-A3B",
+                    "Qwen/Qwen3-30B-A3B-FP8",
+                    "ibm-granite/granite-4.0-tiny-preview",
+                ],
+            ),
+            ("[]", &[]),
+            ("", &[]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_model_list(text), *want, "{text:?}");
+        }
     }
 
     #[test]

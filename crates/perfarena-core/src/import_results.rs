@@ -22,6 +22,8 @@ const KNOWN: &[&str] = &[
     "commit_hash",
     "hash",
     "sha",
+    "human_commit_full",
+    "human_commit",
     "parent",
     "parent_commit",
     "model",
@@ -61,6 +63,40 @@ pub struct ResultsImport {
     pub notes: Vec<String>,
 }
 
+/// How metric names of a results file become perfarena's: the user's `--map old=new` first,
+/// then the names other pipelines use (see [`crate::parse::FOREIGN_METRICS`]); the rest are
+/// kept as they are.
+#[derive(Debug, Clone, Default)]
+pub struct MetricMap {
+    user: BTreeMap<String, String>,
+}
+
+impl MetricMap {
+    /// `old=new` pairs as given on the command line.
+    pub fn parse(pairs: &[String]) -> Result<MetricMap, String> {
+        let mut user = BTreeMap::new();
+        for pair in pairs {
+            let (old, new) = pair
+                .split_once('=')
+                .map(|(old, new)| (old.trim(), new.trim()))
+                .filter(|(old, new)| !old.is_empty() && !new.is_empty())
+                .ok_or_else(|| {
+                    format!("--map `{pair}`: expected OLD=NEW, e.g. tput=output_throughput_tok_s")
+                })?;
+            user.insert(old.to_string(), new.to_string());
+        }
+        Ok(MetricMap { user })
+    }
+
+    /// The name (and unit factor) a metric is recorded under.
+    pub fn map(&self, name: &str) -> (String, f64) {
+        if let Some(new) = self.user.get(name) {
+            return (new.clone(), 1.0);
+        }
+        crate::parse::foreign_metric(name).unwrap_or_else(|| (name.to_string(), 1.0))
+    }
+}
+
 /// Converts the rows of one results file into imported attempts. `read_log` gets the `log`
 /// field as written in the row; the caller decides what may be read (see `docs/import.md`).
 pub fn import_results(
@@ -68,6 +104,7 @@ pub fn import_results(
     tasks: &[Task],
     triage: &Triage,
     source: &str,
+    map: &MetricMap,
     read_log: &mut dyn FnMut(&str) -> LogText,
 ) -> ResultsImport {
     let mut out = ResultsImport::default();
@@ -79,7 +116,7 @@ pub fn import_results(
         let occurrence = seen_rows.entry(canonical.clone()).or_insert(0);
         let key = hex_sha256(&format!("{canonical}\n#{occurrence}"));
         *occurrence += 1;
-        match result_row(row, tasks, triage, source, &key, read_log) {
+        match result_row(row, tasks, triage, source, map, &key, read_log) {
             Ok((mut attempt, note)) => {
                 let next = rounds
                     .entry((attempt.task.clone(), attempt.variant.clone()))
@@ -95,6 +132,26 @@ pub fn import_results(
         }
     }
     out
+}
+
+/// A status as perfarena writes it, or as other pipelines do: `success` is `ok`, `error` and
+/// `failed` are `crashed` (triage then reads the error), `exception` (the harness's own) is
+/// `infra_error`, `timed_out` is `timeout`.
+fn parse_status(text: &str) -> Result<AttemptStatus, String> {
+    let text = text.trim();
+    let alias = match text.to_ascii_lowercase().as_str() {
+        "success" | "succeeded" | "passed" => Some(AttemptStatus::Ok),
+        "error" | "failed" | "failure" => Some(AttemptStatus::Crashed),
+        "exception" => Some(AttemptStatus::InfraError),
+        "timed_out" | "timedout" => Some(AttemptStatus::Timeout),
+        _ => None,
+    };
+    match alias {
+        Some(status) => Ok(status),
+        None => text
+            .parse()
+            .map_err(|e: crate::attempt::UnknownStatus| e.to_string()),
+    }
 }
 
 fn hex_sha256(text: &str) -> String {
@@ -159,7 +216,14 @@ fn resolve_commit<'a>(
     tasks: &'a [Task],
     err: &dyn Fn(&str, String) -> RowError,
 ) -> Result<&'a Task, RowError> {
-    let keys = ["commit", "commit_hash", "hash", "sha"];
+    let keys = [
+        "commit",
+        "commit_hash",
+        "hash",
+        "sha",
+        "human_commit_full",
+        "human_commit",
+    ];
     let (key, value) = field(fields, &keys).ok_or_else(|| {
         err(
             "commit",
@@ -217,6 +281,7 @@ fn result_row(
     tasks: &[Task],
     triage: &Triage,
     source: &str,
+    map: &MetricMap,
     key: &str,
     read_log: &mut dyn FnMut(&str) -> LogText,
 ) -> Result<(AttemptRecord, Option<String>), RowError> {
@@ -247,10 +312,7 @@ fn result_row(
     let variant = parse_variant(variant_text).map_err(|m| err("variant", m))?;
     let status_text =
         opt_str(fields, &["status"], &err)?.ok_or_else(|| err("status", "missing".into()))?;
-    let status: AttemptStatus = status_text
-        .trim()
-        .parse()
-        .map_err(|e: crate::attempt::UnknownStatus| err("status", e.to_string()))?;
+    let status = parse_status(status_text).map_err(|m| err("status", m))?;
     let mut samples = Vec::new();
     if let Some((_, value)) = field(fields, &["metrics"]) {
         if !value.is_object() {
@@ -260,6 +322,21 @@ fn result_row(
             ));
         }
         metrics(value, "", &mut samples).map_err(|m| err("metrics", m))?;
+        let mut mapped: Vec<(String, f64)> = Vec::with_capacity(samples.len());
+        for (name, value) in samples {
+            let (name, factor) = map.map(&name);
+            if let Some(first) = mapped.iter().find(|(seen, _)| *seen == name) {
+                return Err(err(
+                    "metrics",
+                    format!(
+                        "two metrics are `{name}` here (one of them under another pipeline's name, {} and {value}); keep one, or rename one with --map",
+                        first.1
+                    ),
+                ));
+            }
+            mapped.push((name, value * factor));
+        }
+        samples = mapped;
     }
     if status.is_ok() && samples.is_empty() {
         return Err(err(
@@ -434,6 +511,7 @@ mod tests {
             &tasks(),
             &Triage::builtin(),
             "old-pipeline",
+            &MetricMap::default(),
             &mut |path| {
                 match path {
             "logs/human.log" => LogText::Text("Traceback (most recent call last):\nModuleNotFoundError: No module named 'vllm._C'\n".into()),
@@ -584,6 +662,63 @@ mod tests {
             assert!(e.to_string().starts_with("results.jsonl:1: field"), "{e}");
             assert!(e.to_string().contains(needle), "{e}");
         }
+    }
+
+    /// The shape of OmniPerf-Bench's per-variant result files
+    /// (`archive/results/2026-01/omniperf_results_3way_claude_code/results/<commit>_<variant>_result.json`:
+    /// `human_commit_full`, `status: "success"`, `metrics` named `ttft_mean_ms`,
+    /// `request_throughput_req_s`, `output_token_throughput_tok_s`…) and of other pipelines'
+    /// rows (`throughput_tok_s`, `latency_avg_ms`), mapped onto the vocabulary.
+    #[test]
+    fn other_pipelines_names_and_statuses() {
+        let rows = read_rows(
+            "results.jsonl",
+            concat!(
+                r#"{"human_commit": "35fad35a", "human_commit_full": "35fad35a485eac9195c510731ba4a9d297dfd963", "parent_commit": "733e7c9e95f5b066ac420b00701eef7ea164a79e", "model": "meta-llama/Llama-3.1-8B-Instruct", "variant": "human", "status": "success", "error": null, "duration_s": 442.23160552978516, "metrics": {"ttft_mean_ms": 574.18, "ttft_median_ms": 533.96, "ttft_p99_ms": 920.66, "itl_p99_ms": 273.01, "request_throughput_req_s": 49.4, "output_token_throughput_tok_s": 3161.47, "total_token_throughput_tok_s": 14572.41}, "timestamp": "2026-01-18 13:01:57"}"#, "\n",
+                r#"{"commit": "35fad35a", "variant": "baseline", "status": "success", "metrics": {"throughput_tok_s": 6400.5, "latency_avg_ms": 1250.0, "gpu_mem_gb": 71.5, "tput": 3.0}}"#, "\n",
+                r#"{"commit": "35fad35a", "variant": "agent", "status": "error", "error": "BASELINE server failed to start. Logs: torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 896.00 MiB."}"#, "\n",
+                r#"{"commit": "35fad35a", "variant": "agent:b", "status": "exception", "error": "[Errno 32] Broken pipe"}"#, "\n",
+                r#"{"commit": "35fad35a", "variant": "agent:c", "status": "success", "metrics": {"throughput_tok_s": 1.0, "total_throughput_tok_s": 2.0}}"#, "\n",
+            ),
+        )
+        .unwrap();
+        let map = MetricMap::parse(&["tput=my_rate".to_string()]).unwrap();
+        let out = import_results(
+            &rows,
+            &tasks(),
+            &Triage::builtin(),
+            "omniperf",
+            &map,
+            &mut |_| LogText::Unreadable("no logs".into()),
+        );
+        let human = &out.attempts[0];
+        assert_eq!(human.status, AttemptStatus::Ok);
+        assert_eq!(human.sample("ttft_ms.mean"), Some(574.18));
+        assert_eq!(human.sample("itl_ms.p99"), Some(273.01));
+        assert_eq!(human.sample("request_throughput_rps"), Some(49.4));
+        assert_eq!(human.sample("output_throughput_tok_s"), Some(3161.47));
+        assert_eq!(human.sample("total_throughput_tok_s"), Some(14572.41));
+        let baseline = &out.attempts[1];
+        assert_eq!(baseline.sample("total_throughput_tok_s"), Some(6400.5));
+        assert_eq!(baseline.sample("latency_s.avg"), Some(1.25));
+        assert_eq!(baseline.sample("gpu_mem_gb"), Some(71.5));
+        assert_eq!(baseline.sample("my_rate"), Some(3.0));
+        let crashed = &out.attempts[2];
+        assert_eq!(crashed.status, AttemptStatus::Crashed);
+        assert_eq!(
+            crashed.failure.as_ref().unwrap().kind,
+            FailureKind::Resource
+        );
+        assert_eq!(out.attempts[3].status, AttemptStatus::InfraError);
+        assert_eq!(out.errors.len(), 1);
+        assert!(
+            out.errors[0]
+                .to_string()
+                .contains("two metrics are `total_throughput_tok_s`"),
+            "{}",
+            out.errors[0]
+        );
+        assert!(MetricMap::parse(&["nope".to_string()]).is_err());
     }
 
     #[test]

@@ -257,6 +257,9 @@ pub struct MetricConfig {
     pub direction: Direction,
     pub parser: String,
     pub custom: Vec<CustomPattern>,
+    /// Set when `primary` was written with an old metric name and has been renamed: says so.
+    #[serde(skip)]
+    pub primary_note: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -288,7 +291,7 @@ impl Suite {
         })?;
         let mut merged = toml::Value::Table(defaults);
         merge(&mut merged, toml::Value::Table(user));
-        let suite: Suite = serde_path_to_error::deserialize(merged).map_err(|err| {
+        let mut suite: Suite = serde_path_to_error::deserialize(merged).map_err(|err| {
             let path = err.path().to_string();
             let message = err.into_inner().to_string();
             SuiteError::Field {
@@ -299,6 +302,13 @@ impl Suite {
             }
         })?;
         suite.validate(text, origin)?;
+        if let Some(current) = crate::parse::canonical_metric(&suite.metric.primary) {
+            suite.metric.primary_note = Some(format!(
+                "{origin}: metric.primary = \"{}\" is the old name of `{current}`, which every parser now reports; using `{current}` (rename it to silence this note)",
+                suite.metric.primary
+            ));
+            suite.metric.primary = current.to_string();
+        }
         Ok(suite)
     }
 

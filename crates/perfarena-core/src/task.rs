@@ -78,13 +78,18 @@ impl Task {
         }
     }
 
-    /// The model to benchmark: the first listed, else the `--model` argument of the perf
-    /// command, else `None` (the task is then categorised `unknown_model`).
+    /// The model to benchmark: the first listed, else the model of the perf command (see
+    /// [`model_from_command`]), else `None` (the task is then categorised `unknown_model`).
     pub fn model(&self) -> Option<String> {
-        if let Some(model) = self.models.iter().find(|m| !m.trim().is_empty()) {
-            return Some(model.trim().to_string());
+        if let Some(model) = self
+            .models
+            .iter()
+            .map(|m| m.trim())
+            .find(|m| !is_placeholder(m))
+        {
+            return Some(model.to_string());
         }
-        model_from_command(self.perf_command.as_deref()?)
+        model_from_command(self.perf_command.as_deref()?).ok()
     }
 
     /// The benchmark kind, from the flags or, failing that, the perf command.
@@ -116,56 +121,172 @@ impl Task {
     }
 }
 
-/// The value of `--model X`, `--model=X` or `-m X` in a command line.
-pub fn model_from_command(command: &str) -> Option<String> {
-    let words = shell_split(command);
+/// The model a benchmark command line names, or why none can be taken from it.
+///
+/// The command may be several commands (joined by newlines, `;`, `&&`, `||`, `|` or `&`): a
+/// server and its client. The server's model wins (`vllm serve MODEL`, `--model` of
+/// `vllm.entrypoints.openai.api_server`, `--model-path` of `sglang.launch_server`); otherwise the
+/// first command that names one (`--model X`, `--model=X`, `--model-path X`). Environment
+/// prefixes (`VLLM_USE_V1=1 python …`) and quotes are read through. Placeholders — `MODEL`,
+/// `$MODEL`, `${MODEL}`, `<model>`, `{model}`, any all-caps word — are not models.
+pub fn model_from_command(command: &str) -> Result<String, String> {
+    let mut found: Vec<(bool, String)> = Vec::new();
+    let mut placeholders: Vec<String> = Vec::new();
+    for words in split_commands(command) {
+        let words = strip_env_prefix(&words);
+        let server = is_server(words);
+        let Some(value) = model_argument(words) else {
+            continue;
+        };
+        if is_placeholder(&value) {
+            placeholders.push(value);
+        } else {
+            found.push((server, value));
+        }
+    }
+    if let Some((_, model)) = found
+        .iter()
+        .find(|(server, _)| *server)
+        .or_else(|| found.first())
+    {
+        return Ok(model.clone());
+    }
+    Err(match placeholders.first() {
+        Some(placeholder) => {
+            format!("its perf_command names the placeholder `{placeholder}`, not a model")
+        }
+        None => {
+            "its perf_command names no model (no `--model`, `--model-path` or `vllm serve MODEL`)"
+                .to_string()
+        }
+    })
+}
+
+/// Whether a value is a template placeholder rather than a model name.
+pub fn is_placeholder(value: &str) -> bool {
+    let value = value.trim();
+    if value.is_empty()
+        || value.contains('$')
+        || (value.starts_with('<') && value.ends_with('>'))
+        || (value.starts_with('{') && value.ends_with('}'))
+    {
+        return true;
+    }
+    // `MODEL`, `MODEL_NAME`, `YOUR_MODEL_PATH`: shouting words are variables, not hub names.
+    value.chars().any(|c| c.is_ascii_alphabetic())
+        && value
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_' || c == '-')
+}
+
+/// The words after leading `NAME=value` environment assignments (and `env`).
+fn strip_env_prefix(words: &[String]) -> &[String] {
+    let mut rest = words;
+    while let Some((first, tail)) = rest.split_first() {
+        let assignment = first
+            .split_once('=')
+            .is_some_and(|(name, _)| is_env_name(name));
+        if assignment || first == "env" {
+            rest = tail;
+        } else {
+            break;
+        }
+    }
+    rest
+}
+
+fn is_env_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Whether a command starts an inference server (whose model is the one benchmarked).
+fn is_server(words: &[String]) -> bool {
+    let joined = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    let program = joined(0).rsplit('/').next().unwrap_or("");
+    if program == "vllm" && joined(1) == "serve" {
+        return true;
+    }
+    let module = words
+        .windows(2)
+        .find(|pair| pair[0] == "-m")
+        .map(|pair| pair[1].as_str())
+        .unwrap_or("");
+    module.starts_with("vllm.entrypoints") || module == "sglang.launch_server"
+}
+
+/// The model argument of one command: `--model X`, `--model=X`, `--model-path X`,
+/// `--model-path=X` or the positional model of `vllm serve`.
+fn model_argument(words: &[String]) -> Option<String> {
+    let program = words.first()?.rsplit('/').next().unwrap_or("");
+    if program == "vllm" && words.get(1).map(String::as_str) == Some("serve") {
+        if let Some(model) = words.get(2).filter(|w| !w.starts_with('-')) {
+            return Some(model.clone());
+        }
+    }
     let mut iter = words.iter();
     while let Some(word) = iter.next() {
-        if let Some(value) = word.strip_prefix("--model=") {
-            return Some(value.to_string()).filter(|v| !v.is_empty());
-        }
-        if word == "--model" || word == "-m" || word == "--model-path" {
-            if let Some(value) = iter.next() {
-                if !value.starts_with('-') {
-                    return Some(value.clone());
-                }
+        for flag in ["--model", "--model-path"] {
+            if let Some(value) = word.strip_prefix(flag).and_then(|v| v.strip_prefix('=')) {
+                return Some(value.to_string()).filter(|v| !v.is_empty());
+            }
+            if word == flag {
+                return iter.next().filter(|v| !v.starts_with('-')).cloned();
             }
         }
     }
     None
 }
 
-/// Splits a command line into words, honouring single and double quotes (enough for reading
-/// arguments back; commands are run by a shell, not by this function).
-fn shell_split(command: &str) -> Vec<String> {
-    let mut words = Vec::new();
+/// Splits a command string into commands, each into words, honouring single and double quotes
+/// and backslash-newline continuations. Written here rather than with a shell-words crate
+/// because reading the model back needs the command separators (`\n`, `;`, `&&`, `||`, `|`,
+/// `&`) that such crates treat as ordinary characters; commands are run by a shell, never by
+/// this function.
+fn split_commands(command: &str) -> Vec<Vec<String>> {
+    let mut commands = Vec::new();
+    let mut words: Vec<String> = Vec::new();
     let mut current = String::new();
     let mut quote: Option<char> = None;
     let mut in_word = false;
-    for c in command.chars() {
+    let mut chars = command.chars().peekable();
+    let end_word = |words: &mut Vec<String>, current: &mut String, in_word: &mut bool| {
+        if *in_word {
+            words.push(std::mem::take(current));
+            *in_word = false;
+        }
+    };
+    while let Some(c) = chars.next() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
             (Some(_), c) => current.push(c),
+            (None, '\\') if chars.peek() == Some(&'\n') => {
+                chars.next();
+                end_word(&mut words, &mut current, &mut in_word);
+            }
             (None, '\'' | '"') => {
                 quote = Some(c);
                 in_word = true;
             }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut current));
-                    in_word = false;
+            (None, '\n' | ';' | '&' | '|') => {
+                end_word(&mut words, &mut current, &mut in_word);
+                if !words.is_empty() {
+                    commands.push(std::mem::take(&mut words));
                 }
             }
+            (None, c) if c.is_whitespace() => end_word(&mut words, &mut current, &mut in_word),
             (None, c) => {
                 current.push(c);
                 in_word = true;
             }
         }
     }
-    if in_word {
-        words.push(current);
+    end_word(&mut words, &mut current, &mut in_word);
+    if !words.is_empty() {
+        commands.push(words);
     }
-    words
+    commands
 }
 
 #[cfg(test)]
@@ -186,6 +307,92 @@ mod tests {
         assert_eq!(t.model().as_deref(), Some("Qwen/Qwen2-7B"));
         t.models = vec!["  ".into(), "mistralai/Mistral-7B".into()];
         assert_eq!(t.model().as_deref(), Some("mistralai/Mistral-7B"));
+    }
+
+    /// Command shapes from the ISO-Bench / OmniPerf-Bench task mappings
+    /// (thekernelcompany/OmniPerf-Bench `data/mappings/vllm_oh_mapping.json`, `perf_command`),
+    /// SGLang's `launch_server` + `bench_serving` pairs, and placeholders seen in dataset rows.
+    #[test]
+    fn models_are_found_not_invented() {
+        let cases: &[(&str, Result<&str, &str>)] = &[
+            (
+                "python benchmarks/benchmark_serving.py --model meta-llama/Llama-3.1-8B-Instruct --num-prompts 100",
+                Ok("meta-llama/Llama-3.1-8B-Instruct"),
+            ),
+            (
+                "VLLM_USE_V1=1 python benchmarks/benchmark_latency.py --model meta-llama/Meta-Llama-3-8B --tensor-parallel-size 1 --input-len 1000 --batch-size 32",
+                Ok("meta-llama/Meta-Llama-3-8B"),
+            ),
+            (
+                "vllm bench serve --dataset-name random --model facebook/opt-125m --served-model-name facebook/opt-125m --random-input-len 700",
+                Ok("facebook/opt-125m"),
+            ),
+            (
+                "python3 -m sglang.bench_serving --backend sglang --model=\"Qwen/Qwen2-7B\" --num-prompts 10",
+                Ok("Qwen/Qwen2-7B"),
+            ),
+            (
+                "vllm serve 'mistralai/Mixtral-8x7B-Instruct-v0.1' --tensor-parallel-size 2",
+                Ok("mistralai/Mixtral-8x7B-Instruct-v0.1"),
+            ),
+            // A server and its client: the server's model wins, whatever the client says.
+            (
+                "python -m sglang.launch_server --model-path deepseek-ai/DeepSeek-V3 --tp 8 &\nsleep 60 && python3 -m sglang.bench_serving --model deepseek-ai/DeepSeek-R1",
+                Ok("deepseek-ai/DeepSeek-V3"),
+            ),
+            (
+                "python3 -m vllm.entrypoints.openai.api_server --model Qwen/Qwen2.5-7B ; python benchmarks/benchmark_serving.py --model x/y",
+                Ok("Qwen/Qwen2.5-7B"),
+            ),
+            (
+                "env CUDA_VISIBLE_DEVICES=0 python3 -m sglang.bench_one_batch --model-path meta-llama/Llama-2-7b-hf \\\n  --batch-size 1",
+                Ok("meta-llama/Llama-2-7b-hf"),
+            ),
+            // `python -m module` is not a model flag.
+            (
+                "python -m sglang.bench_serving --num-prompts 10",
+                Err("names no model"),
+            ),
+            (
+                "python benchmarks/benchmark_serving.py --model $MODEL",
+                Err("placeholder `$MODEL`"),
+            ),
+            (
+                "python benchmarks/benchmark_serving.py --model ${MODEL_NAME}",
+                Err("placeholder"),
+            ),
+            (
+                "python benchmarks/benchmark_serving.py --model MODEL --num-prompts 100",
+                Err("placeholder `MODEL`"),
+            ),
+            (
+                "vllm serve <model> --port 8000",
+                Err("placeholder `<model>`"),
+            ),
+            (
+                "python benchmarks/benchmark_throughput.py --model {model}",
+                Err("placeholder"),
+            ),
+            (
+                "python benchmarks/benchmark_latency.py --model",
+                Err("names no model"),
+            ),
+            ("pytest tests/test_sampler.py", Err("names no model")),
+        ];
+        for (command, want) in cases {
+            let got = model_from_command(command);
+            match want {
+                Ok(model) => assert_eq!(got.as_deref(), Ok(*model), "{command}"),
+                Err(needle) => {
+                    let err = got.expect_err(command);
+                    assert!(err.contains(needle), "{command}: {err}");
+                }
+            }
+        }
+        let mut t = task();
+        t.models = vec!["MODEL".into()];
+        t.perf_command = Some("python benchmarks/benchmark_serving.py --model $MODEL".into());
+        assert_eq!(t.model(), None);
     }
 
     #[test]

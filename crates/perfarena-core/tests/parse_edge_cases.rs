@@ -256,7 +256,7 @@ fn one_batch_runs_before_benchmark_are_warm_up() {
         run.replace("1.000 s", "2.000 s")
     ))
     .unwrap();
-    assert_eq!(number(&parsed, "total_latency_s"), Some(2.0));
+    assert_eq!(number(&parsed, "latency_s.avg"), Some(2.0));
     assert!(parsed.warnings.is_empty(), "{:?}", parsed.warnings);
 }
 

@@ -26,6 +26,40 @@ impl Store {
         move |e| self.err(e)
     }
 
+    /// Renames tasks known by a short hash to their full hash, with everything recorded under
+    /// the short one (attempts, builds, jobs, judge labels), in one transaction: the same
+    /// commit is one task (`tasks import` found it in full). `upgrades` are `(short, full)`.
+    pub fn upgrade_task_commits(&mut self, upgrades: &[(CommitId, CommitId)]) -> Result<()> {
+        if upgrades.is_empty() {
+            return Ok(());
+        }
+        let tx = self.conn.transaction().map_err(|e| StoreError::Sqlite {
+            path: Store::db_path(&self.dir).display().to_string(),
+            source: e,
+        })?;
+        for (short, full) in upgrades {
+            let (short, full) = (short.as_str(), full.as_str());
+            let statements = [
+                "UPDATE tasks SET commit_hash = ?2, data = json_set(data, '$.commit', ?2) WHERE commit_hash = ?1",
+                "UPDATE attempts SET task = ?2 WHERE task = ?1",
+                "UPDATE builds SET task = ?2 WHERE task = ?1",
+                "UPDATE jobs SET task = ?2 WHERE task = ?1",
+                "UPDATE OR REPLACE judge_labels SET task = ?2 WHERE task = ?1",
+            ];
+            for statement in statements {
+                tx.execute(statement, params![short, full])
+                    .map_err(|e| StoreError::Sqlite {
+                        path: Store::db_path(&self.dir).display().to_string(),
+                        source: e,
+                    })?;
+            }
+        }
+        tx.commit().map_err(|e| StoreError::Sqlite {
+            path: Store::db_path(&self.dir).display().to_string(),
+            source: e,
+        })
+    }
+
     /// Every row of the `images` table.
     pub fn image_availability(&self) -> Result<Vec<ImageAvailability>> {
         let mut stmt = self

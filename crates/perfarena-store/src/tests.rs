@@ -251,3 +251,29 @@ fn typed_resume_fields_and_run_state_round_trip() {
     let err = store.run_state("r1").unwrap_err().to_string();
     assert!(err.contains("run state version 99 is newer"), "{err}");
 }
+
+#[test]
+fn a_short_task_is_upgraded_in_place_with_what_was_recorded_under_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let short = CommitId::parse("aaaaaaaa").unwrap();
+    let mut first = Task::new(short.clone());
+    first.models = vec!["m".into()];
+    store
+        .upsert_tasks(&[first, task('b')], "m.json", "2026-01-01T00:00:00Z")
+        .unwrap();
+    let mut attempt = AttemptRecord::new(short.clone(), VariantKind::Human, 0, AttemptStatus::Ok);
+    attempt.import_key = Some("k".into());
+    store.insert_attempt(&attempt).unwrap();
+    store
+        .upgrade_task_commits(&[(short.clone(), commit('a'))])
+        .unwrap();
+    let tasks = store.tasks().unwrap();
+    assert_eq!(tasks.len(), 2);
+    // Still first (import order kept), now under the full hash, its data too.
+    assert_eq!(tasks[0].commit, commit('a'));
+    assert_eq!(tasks[0].models, ["m"]);
+    let attempts = store.attempts(&AttemptFilter::default()).unwrap();
+    assert_eq!(attempts[0].task, commit('a'));
+    assert!(!store.has_task(&short).unwrap());
+}

@@ -45,10 +45,13 @@ impl Ctx {
         }
         let text = std::fs::read_to_string(&self.suite_path)
             .with_context(|| format!("cannot read {}", self.suite_path.display()))?;
-        Ok(Suite::from_toml_str(
-            &text,
-            &self.suite_path.display().to_string(),
-        )?)
+        let suite = Suite::from_toml_str(&text, &self.suite_path.display().to_string())?;
+        // Said once per process, however many times a command loads the suite.
+        static NOTED: std::sync::Once = std::sync::Once::new();
+        if let Some(note) = &suite.metric.primary_note {
+            NOTED.call_once(|| eprintln!("note: {note}"));
+        }
+        Ok(suite)
     }
 
     /// The suite, which must exist (commands that run benchmarks).

@@ -175,7 +175,7 @@ fn parquet_tasks_import_and_models() {
         unknown["category_reason"]
             .as_str()
             .unwrap()
-            .contains("its perf_command has no --model"),
+            .contains("its perf_command names no model"),
         "{}",
         unknown["category_reason"]
     );

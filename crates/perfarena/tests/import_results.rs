@@ -294,7 +294,7 @@ fn analyze_gives_every_category_finding_and_recoverability() {
         unknown["category_reason"]
             .as_str()
             .unwrap()
-            .contains("perf_command has no --model")
+            .contains("perf_command names no model")
     );
     assert_eq!(
         unknown["recoverability"]["actions"][0]["action"],

@@ -119,7 +119,8 @@ pub(super) fn categorize(
     if !facts.model_known {
         return (
             Category::UnknownModel,
-            "no model: the task row names none, its perf_command has no --model, no result row names one and bench.default_model is empty".into(),
+            // The task's own reason (what was looked at, and why it is no model) replaces this.
+            "no model is known".into(),
         );
     }
     let baseline_failed_running =

@@ -8,7 +8,7 @@ use crate::attempt::AttemptRecord;
 use crate::availability::ImageIndex;
 use crate::ids::{CommitId, VariantKind};
 use crate::suite::Suite;
-use crate::task::{BenchKind, Task, model_from_command};
+use crate::task::{BenchKind, Task, is_placeholder, model_from_command};
 use crate::triage::Triage;
 
 use super::findings::{Evidence, Facts, categorize, evidence, find};
@@ -42,36 +42,65 @@ pub struct TaskStatus {
     pub candidates: Vec<CandidateOutcome>,
 }
 
-/// The model and where it came from.
-fn task_model(
-    task: &Task,
-    attempts: &[&AttemptRecord],
-    suite: &Suite,
-) -> (Option<String>, Option<String>) {
-    if let Some(model) = task.models.iter().find(|m| !m.trim().is_empty()) {
-        return (Some(model.trim().to_string()), Some("task".into()));
+/// The model and where it came from; when none is found, why not (for `unknown_model`).
+fn task_model(task: &Task, attempts: &[&AttemptRecord], suite: &Suite) -> ModelSource {
+    let found = |model: String, source: &str| ModelSource {
+        model: Some(model),
+        source: Some(source.to_string()),
+        why_unknown: String::new(),
+    };
+    let listed: Vec<&str> = task
+        .models
+        .iter()
+        .map(|m| m.trim())
+        .filter(|m| !m.is_empty())
+        .collect();
+    if let Some(model) = listed.iter().find(|m| !is_placeholder(m)) {
+        return found((*model).to_string(), "task");
     }
-    if let Some(model) = task.perf_command.as_deref().and_then(model_from_command) {
-        return (Some(model), Some("perf_command".into()));
+    let from_command = task.perf_command.as_deref().map(model_from_command);
+    if let Some(Ok(model)) = &from_command {
+        return found(model.clone(), "perf_command");
     }
     let from_results = attempts.iter().find_map(|a| {
         a.metadata
             .get("model")
             .and_then(|m| m.as_str())
             .map(str::trim)
-            .filter(|m| !m.is_empty())
+            .filter(|m| !m.is_empty() && !is_placeholder(m))
             .map(str::to_string)
     });
     if let Some(model) = from_results {
-        return (Some(model), Some("results".into()));
+        return found(model, "results");
     }
     if !suite.bench.default_model.trim().is_empty() {
-        return (
-            Some(suite.bench.default_model.trim().to_string()),
-            Some("suite_default".into()),
+        return found(
+            suite.bench.default_model.trim().to_string(),
+            "suite_default",
         );
     }
-    (None, None)
+    let mut why = vec![match listed.first() {
+        Some(placeholder) => {
+            format!("the task row's `models` holds only the placeholder `{placeholder}`")
+        }
+        None => "the task row names none".to_string(),
+    }];
+    why.push(match from_command {
+        Some(Err(reason)) => reason,
+        _ => "it has no perf_command".to_string(),
+    });
+    why.push("no result row names one and bench.default_model is empty".to_string());
+    ModelSource {
+        model: None,
+        source: None,
+        why_unknown: format!("no model: {}", why.join("; ")),
+    }
+}
+
+struct ModelSource {
+    model: Option<String>,
+    source: Option<String>,
+    why_unknown: String,
 }
 
 pub(super) fn task_status(
@@ -88,7 +117,11 @@ pub(super) fn task_status(
         .iter()
         .filter(|a| a.task == task.commit && !a.is_warmup)
         .collect();
-    let (model, model_source) = task_model(task, &attempts, suite);
+    let ModelSource {
+        model,
+        source: model_source,
+        why_unknown,
+    } = task_model(task, &attempts, suite);
 
     let variants = variant_statuses(report, triage);
 
@@ -107,7 +140,10 @@ pub(super) fn task_status(
     };
 
     let facts = Facts::new(&variants, &images, model.is_some());
-    let (category, category_reason) = categorize(&facts, &variants, &images);
+    let (category, mut category_reason) = categorize(&facts, &variants, &images);
+    if category == Category::UnknownModel {
+        category_reason = why_unknown;
+    }
     let (finding, finding_reason) = find(&facts, &variants, &images);
     let evidence = evidence(&facts, &variants, &images);
     let permanently_failed = permanently_failed(suite, task);

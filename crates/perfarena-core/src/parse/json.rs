@@ -188,16 +188,16 @@ fn read_throughput(object: &Map<String, Value>, builder: &mut Builder) -> &'stat
         ("num_requests", "num_requests"),
         ("total_num_tokens", "total_tokens"),
         ("total_output_tokens", "total_output_tokens"),
-        ("requests_per_second", "requests_per_s"),
-        ("tokens_per_second", "tokens_per_s"),
-        ("output_tokens_per_second", "output_tokens_per_s"),
+        ("requests_per_second", "request_throughput_rps"),
+        ("tokens_per_second", "total_throughput_tok_s"),
+        ("output_tokens_per_second", "output_throughput_tok_s"),
     ];
     for &(name, key) in KEYS {
         if let Some(value) = object.get(name) {
             set_number(builder, key, value);
         }
     }
-    &["requests_per_s"]
+    &["request_throughput_rps"]
 }
 
 fn set_number(builder: &mut Builder, key: &str, value: &Value) {

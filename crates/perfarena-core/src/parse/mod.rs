@@ -17,6 +17,11 @@ mod one_batch;
 mod prints;
 mod table;
 mod text;
+mod vocabulary;
+
+pub use vocabulary::{
+    FOREIGN_METRICS, METRIC_ALIASES, canonical_metric, foreign_metric, old_names,
+};
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -111,7 +111,14 @@ pub(crate) fn extract(src: &str, span: Span, builder: &mut Builder) -> Format {
                 "decode_median_throughput_tok_s",
             );
         } else if text.starts_with(Anchor::OneBatchTotal.text()) {
-            set_pair(builder, text, "total_latency_s", "overall_throughput_tok_s");
+            // The whole run, prefill and decode: its latency and its tokens (input + output)
+            // per second, in the vocabulary every era shares.
+            if let Some((latency, "s")) = number_after(text, "latency:") {
+                builder.stat("latency_s", "avg", latency);
+            }
+            if let Some((throughput, "token/s")) = number_after(text, "throughput:") {
+                builder.number("total_throughput_tok_s", throughput);
+            }
         } else if let Some((batch_size, _)) = text
             .strip_prefix("Decode ")
             .and_then(|rest| number_after(rest, "Batch size:"))

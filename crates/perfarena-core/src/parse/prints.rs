@@ -69,7 +69,7 @@ pub(crate) const SERVING_LEGACY: PrintFormat = PrintFormat {
     anchor: Anchor::Throughput,
     anchor_key: "request_throughput_rps",
     read: read_legacy_line,
-    required: &["request_throughput_rps", "request_latency_s"],
+    required: &["request_throughput_rps", "latency_s"],
     opener: "duration_s",
     what: "result lines",
 };
@@ -78,10 +78,10 @@ pub(crate) const SERVING_LEGACY: PrintFormat = PrintFormat {
 pub(crate) const THROUGHPUT: PrintFormat = PrintFormat {
     format: Format::VllmThroughput,
     anchor: Anchor::Throughput,
-    anchor_key: "requests_per_s",
+    anchor_key: "request_throughput_rps",
     read: read_throughput_line,
-    required: &["requests_per_s"],
-    opener: "requests_per_s",
+    required: &["request_throughput_rps"],
+    opener: "request_throughput_rps",
     what: "throughput result",
 };
 
@@ -313,21 +313,19 @@ fn read_legacy_line(text: &str) -> Vec<(Target, f64)> {
             Vec::new()
         };
     }
+    // The request latency is the era's `latency_s`; the per-token lines are other metrics.
     const LATENCIES: &[(&str, &str)] = &[
-        ("Average latency", "request_latency"),
-        ("Average latency per token", "latency_per_token"),
+        ("Average latency", "latency_s"),
+        ("Average latency per token", "latency_per_token_s"),
         (
             "Average latency per output token",
-            "latency_per_output_token",
+            "latency_per_output_token_s",
         ),
     ];
-    for &(label, base) in LATENCIES {
+    for &(label, group) in LATENCIES {
         if let Some((value, unit)) = labelled(text, label) {
-            if unit == "s" || unit == "ms" {
-                return one(
-                    Target::Stat(format!("{base}_{unit}"), "avg".to_string()),
-                    value,
-                );
+            if unit == "s" {
+                return one(Target::Stat(group.to_string(), "avg".to_string()), value);
             }
             return Vec::new();
         }
@@ -336,11 +334,12 @@ fn read_legacy_line(text: &str) -> Vec<(Target, f64)> {
 }
 
 /// `benchmark_throughput.py`: `Throughput: 4.10 requests/s, 1710.00 total tokens/s, 812.30
-/// output tokens/s` (older: `…, 1710.00 tokens/s`) and `Total num prompt tokens:  N`.
+/// output tokens/s` (older: `…, 1710.00 tokens/s`, which counted prompt and output tokens
+/// alike: the same `total_throughput_tok_s`) and `Total num prompt tokens:  N`.
 fn read_throughput_line(text: &str) -> Vec<(Target, f64)> {
     if let Some((value, unit)) = labelled(text, "Total num prompt tokens") {
         return if unit.is_empty() {
-            one(Target::Number("total_prompt_tokens"), value)
+            one(Target::Number("total_input_tokens"), value)
         } else {
             Vec::new()
         };
@@ -364,17 +363,17 @@ fn read_throughput_line(text: &str) -> Vec<(Target, f64)> {
             return Vec::new();
         };
         let key = match unit {
-            "requests/s" => "requests_per_s",
-            "tokens/s" | "total tokens/s" => "tokens_per_s",
-            "output tokens/s" => "output_tokens_per_s",
-            "input tokens/s" | "prompt tokens/s" => "input_tokens_per_s",
+            "requests/s" => "request_throughput_rps",
+            "tokens/s" | "total tokens/s" => "total_throughput_tok_s",
+            "output tokens/s" => "output_throughput_tok_s",
+            "input tokens/s" | "prompt tokens/s" => "input_throughput_tok_s",
             _ => continue,
         };
         rows.push((Target::Number(key), value));
     }
     if rows
         .iter()
-        .any(|(target, _)| target.key() == "requests_per_s")
+        .any(|(target, _)| target.key() == "request_throughput_rps")
     {
         rows
     } else {
@@ -426,7 +425,7 @@ mod tests {
         let new = read_throughput_line(
             "Throughput: 4.10 requests/s, 1710.00 total tokens/s, 812.30 output tokens/s",
         );
-        assert_eq!(new[2], (Target::Number("output_tokens_per_s"), 812.3));
+        assert_eq!(new[2], (Target::Number("output_throughput_tok_s"), 812.3));
         assert!(read_throughput_line("Throughput: 4.10 requests/s").is_empty());
         assert_eq!(read_legacy_line("Throughput: 4.10 requests/s").len(), 1);
         assert!(read_legacy_line("Throughput: 4.10 requests/s, 5 tokens/s").is_empty());

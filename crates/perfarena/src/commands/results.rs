@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 use perfarena_core::import::RowError;
-use perfarena_core::import_results::import_results;
+use perfarena_core::import_results::{MetricMap, import_results};
 use perfarena_core::triage::Triage;
 
 use super::input_files::{LogRoots, read_rows};
@@ -33,6 +33,10 @@ pub struct ImportArgs {
     /// directory (repeatable). Logs elsewhere are not read: the row is imported with a warning.
     #[arg(long = "logs-root", value_name = "DIR")]
     logs_roots: Vec<PathBuf>,
+    /// Record the metric OLD as NEW (repeatable), for names perfarena does not map itself
+    /// (docs/import.md lists the ones it does).
+    #[arg(long = "map", value_name = "OLD=NEW")]
+    map: Vec<String>,
     /// Print the outcome as JSON.
     #[arg(long)]
     json: bool,
@@ -56,6 +60,7 @@ fn import(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
         );
     }
     let log_roots = LogRoots::new(&args.logs_roots)?;
+    let map = MetricMap::parse(&args.map).map_err(anyhow::Error::msg)?;
     let mut attempts = Vec::new();
     let mut errors: Vec<RowError> = Vec::new();
     let mut notes = Vec::new();
@@ -70,7 +75,7 @@ fn import(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
                 .unwrap_or_else(|| file.display().to_string()),
         };
         let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
-        let out = import_results(&read.rows, &tasks, &triage, &source, &mut |path| {
+        let out = import_results(&read.rows, &tasks, &triage, &source, &map, &mut |path| {
             log_roots.read(&base, path)
         });
         attempts.extend(out.attempts);

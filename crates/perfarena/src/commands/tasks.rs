@@ -86,6 +86,7 @@ fn import_cmd(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
         .map(|f| f.display().to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    store.upgrade_task_commits(&outcome.upgrades)?;
     store.upsert_tasks(&outcome.tasks, &source, &now())?;
     if args.json {
         let json = serde_json::json!({
