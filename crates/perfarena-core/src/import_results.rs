@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::attempt::{AttemptRecord, AttemptStatus, Provenance};
-use crate::categorize::{JudgeLabel, SoftLabel};
+use crate::categorize::{HardOutcome, JudgeLabel};
 use crate::ids::{CandidateName, CommitId, VariantKind};
 use crate::import::{RawRow, RowError, find_task};
 use crate::task::Task;
@@ -434,8 +434,119 @@ fn result_row(
     Ok((attempt, note))
 }
 
-/// Converts label rows `{commit, candidate, label}` into labels; the last row for a task ×
-/// candidate wins within a file.
+/// A field by dotted path (`patch_quality.bottleneck_target.category`), non-null.
+fn at_path<'a>(fields: &'a Map<String, Value>, path: &str) -> Option<&'a Value> {
+    let mut parts = path.split('.');
+    let mut value = fields.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_object()?.get(part)?;
+    }
+    (!value.is_null()).then_some(value)
+}
+
+/// The first of `paths` that holds a string (empty strings count as absent).
+fn text_at<'a>(
+    fields: &'a Map<String, Value>,
+    paths: &[&'static str],
+    err: &dyn Fn(&str, String) -> RowError,
+) -> Result<Option<(&'static str, &'a str)>, RowError> {
+    for path in paths {
+        match at_path(fields, path) {
+            None => continue,
+            Some(Value::String(s)) if s.trim().is_empty() => continue,
+            Some(Value::String(s)) => return Ok(Some((path, s.as_str()))),
+            // `bottleneck_target` is an object in the judge's own files; its `category` is read
+            // through another path.
+            Some(Value::Object(_)) => continue,
+            Some(_) => return Err(err(path, "expected a string".into())),
+        }
+    }
+    Ok(None)
+}
+
+/// Judge files as published: the ISO-Bench commit explorer's data
+/// (`{"vllm": {"commits": [{"hash", "agents": {"claude_code": {"hard", "bottleneck",
+/// "approach", …}}}]}}`) has one row per commit with its agents inside; each becomes one row
+/// per commit × agent. Other rows are kept as they are.
+pub fn expand_judge_rows(rows: &[RawRow]) -> Vec<RawRow> {
+    let mut out = Vec::new();
+    for row in rows {
+        let Some(Value::Array(commits)) = row.fields.get("commits") else {
+            out.push(row.clone());
+            continue;
+        };
+        for (idx, commit) in commits.iter().enumerate() {
+            let Some(hash) = commit.get("hash").filter(|h| h.is_string()) else {
+                continue;
+            };
+            let Some(Value::Object(agents)) = commit.get("agents") else {
+                continue;
+            };
+            for (agent, judged) in agents {
+                let mut fields = judged.as_object().cloned().unwrap_or_default();
+                fields.insert("commit".into(), hash.clone());
+                fields.insert("candidate".into(), Value::String(agent.clone()));
+                out.push(RawRow {
+                    loc: crate::import::RowLoc {
+                        row: idx + 1,
+                        ..row.loc.clone()
+                    },
+                    fields,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The JSON of a JavaScript data file (`// comment` lines, then `window.NAME = {…};`), as the
+/// ISO-Bench website publishes its per-commit data (`static/js/commit-data.js`); `None` when the
+/// text is not of that shape. Only the literal is read: nothing is evaluated.
+pub fn json_of_js_assignment(text: &str) -> Option<&str> {
+    let mut rest = text.trim_start_matches('\u{feff}');
+    loop {
+        let trimmed = rest.trim_start();
+        match trimmed.strip_prefix("//") {
+            Some(comment) => rest = comment.split_once('\n').map_or("", |(_, after)| after),
+            None => {
+                rest = trimmed;
+                break;
+            }
+        }
+    }
+    let rest = rest
+        .strip_prefix("window.")
+        .or_else(|| rest.strip_prefix("const "))
+        .or_else(|| rest.strip_prefix("var "))?;
+    let (name, value) = rest.split_once('=')?;
+    let name = name.trim();
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    let value = value.trim();
+    Some(value.strip_suffix(';').unwrap_or(value).trim_end())
+}
+
+const LABEL_PATHS: &[&str] = &[
+    "label",
+    "bottleneck",
+    "bottleneck_target",
+    "bottleneck_target.category",
+    "patch_quality.bottleneck_target.category",
+];
+const HARD_PATHS: &[&str] = &["hard", "hard_classification", "hard_outcome"];
+const APPROACH_PATHS: &[&str] = &[
+    "approach",
+    "approach_comparison.category",
+    "patch_quality.approach_comparison.category",
+];
+
+/// Converts judge rows into labels. A row names its task (`commit`, `hash`, or the soft-metric
+/// files' `meta.commits.human`), its candidate (`candidate`, `agent`, `tool`, `variant` or
+/// `meta.agent`) and a soft label (`label`, `bottleneck`, `bottleneck_target.category`…), a hard
+/// outcome (`hard`, `hard_classification`: beats, similar, worse, NO_DATA) or both, and
+/// optionally an `approach`. Rows about the same task × candidate are merged, the later row's
+/// values winning; see `docs/import.md`.
 pub fn import_labels(
     rows: &[RawRow],
     tasks: &[Task],
@@ -443,40 +554,87 @@ pub fn import_labels(
 ) -> (Vec<JudgeLabel>, Vec<RowError>) {
     let mut labels: Vec<JudgeLabel> = Vec::new();
     let mut errors = Vec::new();
-    for row in rows {
+    for row in &expand_judge_rows(rows) {
         let err = |field: &str, message: String| RowError::field(&row.loc, field, message);
         let parsed = (|| {
-            let task = resolve_commit(&row.fields, tasks, &err)?;
-            let candidate = opt_str(&row.fields, &["candidate", "agent", "variant"], &err)?
-                .ok_or_else(|| {
-                    err(
-                        "candidate",
-                        "missing: the candidate the label is about (e.g. agent or agent:<name>)"
-                            .into(),
-                    )
-                })?;
-            let candidate = parse_candidate(candidate).map_err(|m| err("candidate", m))?;
-            let label = opt_str(&row.fields, &["label", "bottleneck"], &err)?.ok_or_else(|| {
+            let (key, commit) = text_at(
+                &row.fields,
+                &[
+                    "commit",
+                    "hash",
+                    "commit_hash",
+                    "human_commit",
+                    "meta.commits.human",
+                ],
+                &err,
+            )?
+            .ok_or_else(|| {
                 err(
-                    "label",
-                    "missing: same, related, different or no_optimization".into(),
+                    "commit",
+                    "missing: every row needs the task's commit (a prefix is enough)".into(),
                 )
             })?;
-            let label: SoftLabel = label
-                .parse()
-                .map_err(|e: crate::categorize::UnknownLabel| err("label", e.to_string()))?;
+            let task = find_task(tasks, commit).map_err(|e| match e {
+                crate::import::ResolveError::NotFound(_) => err(key, format!("no imported task has commit `{commit}`: import the task list first (`perfarena tasks import`)")),
+                crate::import::ResolveError::Ambiguous { .. } => err(key, format!("{e}: give more characters of the hash")),
+                crate::import::ResolveError::Other(message) => err(key, message),
+            })?;
+            let (_, candidate) = text_at(
+                &row.fields,
+                &["candidate", "agent", "tool", "variant", "meta.agent"],
+                &err,
+            )?
+            .ok_or_else(|| {
+                err(
+                    "candidate",
+                    "missing: the candidate the label is about (e.g. agent or agent:<name>)".into(),
+                )
+            })?;
+            let candidate = parse_candidate(candidate).map_err(|m| err("candidate", m))?;
+            let label = text_at(&row.fields, LABEL_PATHS, &err)?;
+            let hard = text_at(&row.fields, HARD_PATHS, &err)?;
+            if label.is_none() && hard.is_none() {
+                return Err(err(
+                    "label",
+                    "missing: a label (same, related, different, no_optimization, or same_target… unknown) or a hard outcome (beats, similar, worse, NO_DATA)".into(),
+                ));
+            }
+            let label = match label {
+                Some((key, text)) => crate::categorize::parse_soft_label(text)
+                    .map_err(|e| err(key, e.to_string()))?,
+                None => None,
+            };
+            let hard = match hard {
+                Some((key, text)) => Some(
+                    text.parse::<HardOutcome>()
+                        .map_err(|e| err(key, e.to_string()))?,
+                ),
+                None => None,
+            };
+            let approach = text_at(&row.fields, APPROACH_PATHS, &err)?
+                .map(|(_, text)| text.trim().to_string())
+                .filter(|a| !a.eq_ignore_ascii_case("unknown"));
             Ok(JudgeLabel {
                 task: task.commit.clone(),
                 candidate,
                 label,
+                hard,
+                approach,
                 source: source.to_string(),
             })
         })();
         match parsed {
-            Ok(label) => {
-                labels.retain(|l| !(l.task == label.task && l.candidate == label.candidate));
-                labels.push(label);
-            }
+            Ok(label) => match labels
+                .iter_mut()
+                .find(|l| l.task == label.task && l.candidate == label.candidate)
+            {
+                Some(earlier) => {
+                    earlier.label = label.label.or(earlier.label);
+                    earlier.hard = label.hard.or(earlier.hard);
+                    earlier.approach = label.approach.or(earlier.approach.take());
+                }
+                None => labels.push(label),
+            },
             Err(e) => errors.push(e),
         }
     }
@@ -487,6 +645,7 @@ pub fn import_labels(
 mod tests {
     use super::*;
     use crate::attempt::FailureKind;
+    use crate::categorize::SoftLabel;
 
     fn read_rows(file: &str, text: &str) -> Result<Vec<RawRow>, crate::import::FileError> {
         let read = crate::import::read_rows(file, text.as_bytes())?;
@@ -737,14 +896,16 @@ mod tests {
         .unwrap();
         let (labels, errors) = import_labels(&rows, &tasks(), "judge.jsonl");
         assert_eq!(labels.len(), 2);
-        assert_eq!(
-            (labels[0].candidate.as_str(), labels[0].label),
-            ("claude", SoftLabel::NoOptimization)
-        );
-        assert_eq!(
-            (labels[1].candidate.as_str(), labels[1].label),
-            ("agent", SoftLabel::Related)
-        );
+        let of = |name: &str| {
+            labels
+                .iter()
+                .find(|l| l.candidate.as_str() == name)
+                .unwrap()
+                .label
+        };
+        assert_eq!(of("claude"), Some(SoftLabel::NoOptimization));
+        // The later row about the same pair wins.
+        assert_eq!(of("agent"), Some(SoftLabel::Related));
         let fields: Vec<&str> = errors.iter().filter_map(|e| e.field.as_deref()).collect();
         assert_eq!(fields, ["commit", "candidate", "label"]);
     }

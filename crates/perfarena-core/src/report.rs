@@ -8,15 +8,15 @@ use serde::Serialize;
 
 use crate::analysis::{TaskMeasurement, task_measurements};
 use crate::categorize::{
-    LegacyView, OutcomeTable, ProvenanceSummary, QuadrantTable, Recommendation, StatusInput,
-    StatusSummary, TaskStatus, settings_from_suite, status_model,
+    LegacyView, NoDataAs, OutcomeTable, ProvenanceSummary, QuadrantTable, Recommendation,
+    StatusInput, StatusSummary, TaskStatus, settings_from_suite, status_model,
 };
 use crate::ids::VariantKind;
 use crate::stats::{Direction, legacy_verdict};
 
 /// Version of the report model (and of `perfarena report --format json`); `docs/report-schema.md`
 /// describes it and what changed from the previous one.
-pub const REPORT_VERSION: u32 = 2;
+pub const REPORT_VERSION: u32 = 3;
 
 /// Everything a report shows: the model the renderers format.
 #[derive(Debug, Clone, Serialize)]
@@ -41,6 +41,8 @@ pub struct ReportModel {
     /// Per candidate, against the human change and against the baseline (usable tasks).
     pub outcomes: Vec<OutcomeTable>,
     pub quadrants: Vec<QuadrantTable>,
+    /// How quadrant pairs without data were counted.
+    pub quadrant_convention: NoDataAs,
     /// Steps derived from the recoverability data.
     pub recommendations: Vec<Recommendation>,
     pub tasks: Vec<TaskReport>,
@@ -108,6 +110,7 @@ pub fn report_model(input: &StatusInput<'_>, runs: Vec<String>) -> ReportModel {
         summary: status.summary,
         outcomes: status.outcomes,
         quadrants: status.quadrants,
+        quadrant_convention: status.quadrant_convention,
         recommendations: status.recommendations,
         tasks,
     }
@@ -157,6 +160,7 @@ mod tests {
             listings: &[],
             labels: &[],
             legacy_threshold_pct: Some(2.0),
+            no_data_as: NoDataAs::Undetermined,
         };
         let model = report_model(&input, vec!["r1".into()]);
         assert_eq!(model.version, REPORT_VERSION);

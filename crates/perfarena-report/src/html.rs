@@ -281,7 +281,11 @@ fn outcomes(out: &mut String, model: &ReportModel) -> Result<(), RenderError> {
         }
         let _ = writeln!(out, "<th>undetermined</th><th>unlabelled</th></tr>");
         for table in &model.quadrants {
-            let _ = write!(out, "<tr><td>{}</td>", esc(table.candidate.as_str()));
+            let name = match &table.repository {
+                Some(repository) => format!("{} ({repository})", table.candidate),
+                None => table.candidate.to_string(),
+            };
+            let _ = write!(out, "<tr><td>{}</td>", esc(&name));
             for quadrant in Quadrant::ALL {
                 let _ = write!(
                     out,
@@ -296,6 +300,11 @@ fn outcomes(out: &mut String, model: &ReportModel) -> Result<(), RenderError> {
             );
         }
         let _ = writeln!(out, "</table>");
+        let _ = writeln!(out, "<p>{}</p>", esc(model.quadrant_convention.describe()));
+        let from_judge = model.quadrants.iter().map(|t| t.hard_from_judge).sum();
+        if let Some(note) = perfarena_core::categorize::hard_from_judge_note(from_judge) {
+            let _ = writeln!(out, "<p>{}</p>", esc(&note));
+        }
     }
     let _ = writeln!(out, "</section>");
     Ok(())

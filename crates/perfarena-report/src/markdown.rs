@@ -4,7 +4,9 @@
 
 use std::fmt::Write as _;
 
-use perfarena_core::categorize::{Category, Finding, Outcome, Quadrant, TaskStatus};
+use perfarena_core::categorize::{
+    Category, Finding, Outcome, Quadrant, TaskStatus, hard_from_judge_note,
+};
 use perfarena_core::report::{ReportModel, TaskReport};
 
 use crate::{cell, ci_pct, direction_text, fmt_num, fmt_pct, truncate};
@@ -390,7 +392,14 @@ fn outcome_summary(out: &mut String, model: &ReportModel) {
         let _ = writeln!(out, " undetermined | unlabelled |");
         let _ = writeln!(out, "|---|{}---|---|", "---|".repeat(Quadrant::ALL.len()));
         for table in &model.quadrants {
-            let _ = write!(out, "| {} |", table.candidate);
+            match &table.repository {
+                Some(repository) => {
+                    let _ = write!(out, "| {} ({repository}) |", table.candidate);
+                }
+                None => {
+                    let _ = write!(out, "| {} |", table.candidate);
+                }
+            }
             for quadrant in Quadrant::ALL {
                 let _ = write!(
                     out,
@@ -399,6 +408,11 @@ fn outcome_summary(out: &mut String, model: &ReportModel) {
                 );
             }
             let _ = writeln!(out, " {} | {} |", table.undetermined, table.unlabelled);
+        }
+        let _ = writeln!(out, "\n{}", model.quadrant_convention.describe());
+        let from_judge = model.quadrants.iter().map(|t| t.hard_from_judge).sum();
+        if let Some(note) = hard_from_judge_note(from_judge) {
+            let _ = writeln!(out, "{note}");
         }
         let _ = writeln!(out);
     }

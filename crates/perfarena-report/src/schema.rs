@@ -32,6 +32,8 @@ pub fn check_version(report: &serde_json::Value) -> Result<u32, VersionError> {
     match found {
         1 => Err(VersionError::Version1),
         v if v == u64::from(REPORT_VERSION) => Ok(REPORT_VERSION),
+        // Version 3 only added fields: a version-2 report reads with them absent.
+        2 => Ok(2),
         v if v > u64::from(REPORT_VERSION) => Err(VersionError::TooNew {
             found: v,
             supported: REPORT_VERSION,
@@ -60,6 +62,7 @@ mod tests {
             check_version(&serde_json::json!({"version": REPORT_VERSION})),
             Ok(REPORT_VERSION)
         );
+        assert_eq!(check_version(&serde_json::json!({"version": 2})), Ok(2));
         assert_eq!(
             check_version(&serde_json::json!({"version": 1})),
             Err(VersionError::Version1)

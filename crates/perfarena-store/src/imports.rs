@@ -8,7 +8,7 @@ use rusqlite::{OptionalExtension, params};
 
 use perfarena_core::attempt::AttemptRecord;
 use perfarena_core::availability::{ImageAvailability, ImageListing, Presence, RepositoryListing};
-use perfarena_core::categorize::JudgeLabel;
+use perfarena_core::categorize::{HardOutcome, JudgeLabel, parse_soft_label};
 use perfarena_core::{CandidateName, CommitId};
 
 use crate::{Result, Store, StoreError};
@@ -180,12 +180,12 @@ impl Store {
         Ok(counts)
     }
 
-    /// Every soft-judge label.
+    /// Every soft-judge row.
     pub fn judge_labels(&self) -> Result<Vec<JudgeLabel>> {
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT task, candidate, label, source FROM judge_labels ORDER BY task, candidate",
+                "SELECT task, candidate, label, source, hard, approach FROM judge_labels ORDER BY task, candidate",
             )
             .map_err(self.sql_err())?;
         let rows = stmt
@@ -195,30 +195,34 @@ impl Store {
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
                 ))
             })
             .map_err(self.sql_err())?;
         let mut out = Vec::new();
         for row in rows {
-            let (task, candidate, label, source) = row.map_err(self.sql_err())?;
+            let (task, candidate, label, source, hard, approach) = row.map_err(self.sql_err())?;
             let what = format!("judge_labels/{task}/{candidate}");
+            let corrupt = |e: String| self.corrupt(what.clone(), e);
             out.push(JudgeLabel {
-                task: CommitId::parse(&task)
-                    .map_err(|e| self.corrupt(what.clone(), e.to_string()))?,
-                candidate: CandidateName::parse(&candidate)
-                    .map_err(|e| self.corrupt(what.clone(), e.to_string()))?,
-                label: label
-                    .parse()
-                    .map_err(|e: perfarena_core::categorize::UnknownLabel| {
-                        self.corrupt(what.clone(), e.to_string())
-                    })?,
+                task: CommitId::parse(&task).map_err(|e| corrupt(e.to_string()))?,
+                candidate: CandidateName::parse(&candidate).map_err(|e| corrupt(e.to_string()))?,
+                label: parse_soft_label(&label).map_err(|e| corrupt(e.to_string()))?,
+                hard: hard
+                    .map(|h| h.parse::<HardOutcome>())
+                    .transpose()
+                    .map_err(|e| corrupt(e.to_string()))?,
+                approach,
                 source,
             });
         }
         Ok(out)
     }
 
-    /// Inserts or updates labels (one per task × candidate), in one transaction.
+    /// Inserts or updates judge rows (one per task × candidate), in one transaction. A row
+    /// that leaves the label or the hard outcome out keeps what was stored for it (a file of
+    /// hard outcomes does not erase the labels of another).
     pub fn upsert_judge_labels(&mut self, labels: &[JudgeLabel]) -> Result<ImportCounts> {
         let path = Self::db_path(&self.dir).display().to_string();
         let sql = |source| StoreError::Sqlite {
@@ -227,17 +231,30 @@ impl Store {
         };
         let tx = self.conn.transaction().map_err(sql)?;
         let mut counts = ImportCounts::default();
-        for label in labels {
-            let before: Option<String> = tx
+        for judged in labels {
+            let before: Option<(String, Option<String>, Option<String>)> = tx
                 .query_row(
-                    "SELECT label FROM judge_labels WHERE task = ?1 AND candidate = ?2",
-                    params![label.task.as_str(), label.candidate.as_str()],
-                    |r| r.get(0),
+                    "SELECT label, hard, approach FROM judge_labels WHERE task = ?1 AND candidate = ?2",
+                    params![judged.task.as_str(), judged.candidate.as_str()],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
                 )
                 .optional()
                 .map_err(sql)?;
-            match before.as_deref() {
-                Some(old) if old == label.label.as_str() => {
+            let label = judged
+                .label
+                .map(|l| l.as_str().to_string())
+                .or_else(|| before.as_ref().map(|b| b.0.clone()))
+                .unwrap_or_else(|| "unknown".to_string());
+            let hard = judged
+                .hard
+                .map(|h| h.as_str().to_string())
+                .or_else(|| before.as_ref().and_then(|b| b.1.clone()));
+            let approach = judged
+                .approach
+                .clone()
+                .or_else(|| before.as_ref().and_then(|b| b.2.clone()));
+            match &before {
+                Some(old) if old == &(label.clone(), hard.clone(), approach.clone()) => {
                     counts.unchanged += 1;
                     continue;
                 }
@@ -245,9 +262,10 @@ impl Store {
                 None => counts.added += 1,
             }
             tx.execute(
-                "INSERT INTO judge_labels (task, candidate, label, source) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT(task, candidate) DO UPDATE SET label = excluded.label, source = excluded.source",
-                params![label.task.as_str(), label.candidate.as_str(), label.label.as_str(), label.source],
+                "INSERT INTO judge_labels (task, candidate, label, source, hard, approach) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT(task, candidate) DO UPDATE SET label = excluded.label, source = excluded.source,
+                 hard = excluded.hard, approach = excluded.approach",
+                params![judged.task.as_str(), judged.candidate.as_str(), label, judged.source, hard, approach],
             )
             .map_err(sql)?;
         }
@@ -348,10 +366,12 @@ mod tests {
     fn labels_upsert() {
         let dir = tempfile::tempdir().unwrap();
         let mut store = Store::open(dir.path()).unwrap();
-        let label = |l| JudgeLabel {
+        let label = |l: SoftLabel| JudgeLabel {
             task: CommitId::parse(&"a".repeat(40)).unwrap(),
             candidate: CandidateName::parse("agent").unwrap(),
-            label: l,
+            label: Some(l),
+            hard: None,
+            approach: None,
             source: "j".into(),
         };
         assert_eq!(

@@ -119,6 +119,10 @@ const MIGRATIONS: &[&str] = &[
     UPDATE attempts SET rerun_on_resume = 1
         WHERE CASE WHEN json_valid(metadata) THEN json_extract(metadata, '$.rerun_on_resume') END = 1;
     ALTER TABLE runs ADD COLUMN state TEXT;",
+    // 6: the published judge vocabularies: a row's hard outcome (beats, similar, worse, no_data)
+    // and the judge's approach; a row with only a hard outcome stores the label `unknown`.
+    "ALTER TABLE judge_labels ADD COLUMN hard TEXT;
+    ALTER TABLE judge_labels ADD COLUMN approach TEXT;",
 ];
 
 /// The schema version this build writes.

@@ -6,13 +6,15 @@
 //! One file per concept, each depending only on those listed before it:
 //! `vocabulary` (the words), `variants` (per-variant judgement and images), `findings`
 //! (categories, findings, evidence), `recoverability` (actions and recommendations), `outcomes`
-//! (candidates against the human and the baseline), `task_status` (one task), `quadrants` (judge
-//! labels × hard outcomes), `status` (the model and its computation).
+//! (candidates against the human and the baseline), `judge` (judge rows and one pair's
+//! quadrant), `task_status` (one task), `quadrants` (the per-candidate quadrant tables),
+//! `status` (the model and its computation).
 //!
 //! Renderers (Markdown status report, JSON, HTML) format [`StatusModel`]; they compute nothing.
 //! The vocabulary and the exact rules are documented in `docs/analysis.md`.
 
 mod findings;
+mod judge;
 mod outcomes;
 mod quadrants;
 mod recoverability;
@@ -22,8 +24,9 @@ mod variants;
 mod vocabulary;
 
 pub use findings::Evidence;
+pub use judge::{JudgeLabel, PairQuadrant};
 pub use outcomes::{CandidateOutcome, DEFAULT_LEGACY_THRESHOLD_PCT, LegacyView, OutcomeTable};
-pub use quadrants::{JudgeLabel, QuadrantTable};
+pub use quadrants::QuadrantTable;
 pub use recoverability::{Recommendation, Recoverability, RecoveryAction, describe};
 pub use status::{
     PresenceCounts, ProvenanceSummary, STATUS_VERSION, StatusInput, StatusModel, StatusSummary,
@@ -31,7 +34,10 @@ pub use status::{
 };
 pub use task_status::TaskStatus;
 pub use variants::{TaskImages, VariantImage, VariantStatus};
-pub use vocabulary::{Category, EvidenceKind, Finding, Outcome, Quadrant, SoftLabel, UnknownLabel};
+pub use vocabulary::{
+    Category, EvidenceKind, Finding, HardOutcome, NoDataAs, Outcome, Quadrant, SoftLabel,
+    UnknownHardOutcome, UnknownLabel, hard_from_judge_note, parse_soft_label,
+};
 
 #[cfg(test)]
 mod tests;

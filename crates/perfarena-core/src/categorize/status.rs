@@ -14,11 +14,12 @@ use crate::suite::Suite;
 use crate::task::Task;
 use crate::triage::Triage;
 
+use super::judge::JudgeLabel;
 use super::outcomes::{CandidateOutcome, LegacyView, OutcomeTable, legacy_view, outcome_tables};
-use super::quadrants::{JudgeLabel, QuadrantTable, label_quadrants, quadrant_tables};
+use super::quadrants::{QuadrantTable, label_quadrants, quadrant_tables};
 use super::recoverability::{Recommendation, recommendations};
 use super::task_status::{TaskStatus, task_status};
-use super::vocabulary::{Category, Finding, Outcome, zero_map};
+use super::vocabulary::{Category, Finding, NoDataAs, Outcome, zero_map};
 
 /// Version of [`StatusModel`] (and of `perfarena analyze --json`).
 pub const STATUS_VERSION: u32 = 1;
@@ -42,6 +43,8 @@ pub struct StatusModel {
     /// Per candidate, against the human change and against the baseline (usable tasks).
     pub outcomes: Vec<OutcomeTable>,
     pub quadrants: Vec<QuadrantTable>,
+    /// How quadrant pairs without data were counted.
+    pub quadrant_convention: NoDataAs,
     pub recommendations: Vec<Recommendation>,
 }
 
@@ -95,6 +98,8 @@ pub struct StatusInput<'a> {
     pub labels: &'a [JudgeLabel],
     /// `--legacy-threshold`: compute the legacy view at this band (percent).
     pub legacy_threshold_pct: Option<f64>,
+    /// `--no-data-as`: how quadrant pairs without a label or a hard outcome count.
+    pub no_data_as: NoDataAs,
 }
 
 /// The analysis settings a suite implies (the same as `perfarena report` uses).
@@ -141,7 +146,7 @@ pub fn status_model(input: &StatusInput<'_>) -> StatusModel {
             )
         })
         .collect();
-    label_quadrants(&mut tasks, input.labels);
+    label_quadrants(&mut tasks, input.labels, &candidates, input.no_data_as);
 
     let all_outcomes: Vec<&CandidateOutcome> = tasks.iter().flat_map(|t| &t.candidates).collect();
     let outcomes = outcome_tables(&all_outcomes, &candidates, legacy.is_some());
@@ -177,6 +182,7 @@ pub fn status_model(input: &StatusInput<'_>) -> StatusModel {
         tasks,
         outcomes,
         quadrants,
+        quadrant_convention: input.no_data_as,
         recommendations,
     }
 }

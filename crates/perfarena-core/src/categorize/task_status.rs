@@ -12,6 +12,7 @@ use crate::task::{BenchKind, Task, is_placeholder, model_from_command};
 use crate::triage::Triage;
 
 use super::findings::{Evidence, Facts, categorize, evidence, find};
+use super::judge::PairQuadrant;
 use super::outcomes::{CandidateOutcome, LegacyView, candidate_outcomes};
 use super::recoverability::{Recoverability, permanently_failed, recoverability};
 use super::variants::{TaskImages, VariantStatus, find_variant, variant_image, variant_statuses};
@@ -26,6 +27,8 @@ pub struct TaskStatus {
     pub short: String,
     pub subject: Option<String>,
     pub pr_url: Option<String>,
+    /// The task's repository as its row names it (`vllm`, `sgl-project/sglang`…).
+    pub repo: Option<String>,
     pub model: Option<String>,
     /// `task`, `perf_command`, `results` or `suite_default`; `None` when unknown.
     pub model_source: Option<String>,
@@ -40,6 +43,8 @@ pub struct TaskStatus {
     /// `None` for complete tasks, unless a candidate failed on infrastructure (then: rebuild its image).
     pub recoverability: Option<Recoverability>,
     pub candidates: Vec<CandidateOutcome>,
+    /// The quadrant view of every candidate with attempts or a judge row on this task.
+    pub quadrants: Vec<PairQuadrant>,
 }
 
 /// The model and where it came from; when none is found, why not (for `unknown_model`).
@@ -164,6 +169,7 @@ pub(super) fn task_status(
         short: task.short_id().to_string(),
         subject: task.subject.clone(),
         pr_url: task.pr_url.clone(),
+        repo: task.repo.clone(),
         model,
         model_source,
         bench_kind: task.bench_kind(),
@@ -176,5 +182,6 @@ pub(super) fn task_status(
         variants,
         recoverability,
         candidates,
+        quadrants: Vec::new(),
     }
 }

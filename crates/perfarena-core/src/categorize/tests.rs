@@ -103,6 +103,7 @@ impl Fixture {
             listings: &self.listings,
             labels: &self.labels,
             legacy_threshold_pct: self.legacy,
+            no_data_as: NoDataAs::Undetermined,
         })
     }
 }
@@ -696,7 +697,9 @@ fn quadrants_per_candidate_use_the_legacy_outcome_when_statistics_cannot_tell() 
     let label = |t: &Task, label: SoftLabel| JudgeLabel {
         task: t.commit.clone(),
         candidate: CandidateName::parse("agent").unwrap(),
-        label,
+        label: Some(label),
+        hard: None,
+        approach: None,
         source: "judge.jsonl".into(),
     };
     let t1 = task('1');

@@ -188,6 +188,16 @@ impl Outcome {
         }
     }
 
+    /// Whether the outcome passes the hard judgement (the candidate better than or equivalent
+    /// to the control); `None` when it cannot say (inconclusive, not measured).
+    pub fn hard_pass(self) -> Option<bool> {
+        match self {
+            Outcome::CandidateBetter | Outcome::Equivalent => Some(true),
+            Outcome::ControlBetter | Outcome::CandidateCrashed => Some(false),
+            Outcome::Inconclusive | Outcome::NotMeasured => None,
+        }
+    }
+
     pub(super) fn from_verdict(verdict: Verdict) -> Outcome {
         match verdict {
             Verdict::Better => Outcome::CandidateBetter,
@@ -238,18 +248,145 @@ impl fmt::Display for SoftLabel {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown judge label `{0}`: expected one of same, related, different, no_optimization")]
+#[error(
+    "unknown judge label `{0}`: expected one of same, related, different, no_optimization (or the published same_target, related_target, different_target, other, unknown)"
+)]
 pub struct UnknownLabel(pub String);
 
 impl FromStr for SoftLabel {
     type Err = UnknownLabel;
 
+    /// perfarena's words and the published judge vocabulary (`same_target`, `related_target`,
+    /// `different_target`, `no_optimization`; `other` is a judgement that is neither same nor
+    /// related, like `different`). `unknown` is no label: see [`parse_soft_label`].
     fn from_str(text: &str) -> Result<SoftLabel, UnknownLabel> {
         let wanted = text.trim().to_ascii_lowercase().replace('-', "_");
+        let wanted = wanted.strip_suffix("_target").unwrap_or(&wanted);
+        if wanted == "other" {
+            return Ok(SoftLabel::Different);
+        }
         SoftLabel::ALL
             .into_iter()
             .find(|l| l.as_str() == wanted)
             .ok_or_else(|| UnknownLabel(text.to_string()))
+    }
+}
+
+/// A label as a judge file writes it: `unknown` (or empty) is no label.
+pub fn parse_soft_label(text: &str) -> Result<Option<SoftLabel>, UnknownLabel> {
+    let trimmed = text.trim();
+    if trimmed.is_empty() || trimmed.eq_ignore_ascii_case("unknown") {
+        return Ok(None);
+    }
+    trimmed.parse().map(Some)
+}
+
+/// A published hard outcome of a candidate against the human change: `beats` and `similar`
+/// pass, `worse` fails, `NO_DATA` says nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HardOutcome {
+    Beats,
+    Similar,
+    Worse,
+    NoData,
+}
+
+impl HardOutcome {
+    pub const ALL: [HardOutcome; 4] = [
+        HardOutcome::Beats,
+        HardOutcome::Similar,
+        HardOutcome::Worse,
+        HardOutcome::NoData,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HardOutcome::Beats => "beats",
+            HardOutcome::Similar => "similar",
+            HardOutcome::Worse => "worse",
+            HardOutcome::NoData => "no_data",
+        }
+    }
+
+    /// Whether it passes the hard judgement; `None` for `NO_DATA`.
+    pub fn passes(self) -> Option<bool> {
+        match self {
+            HardOutcome::Beats | HardOutcome::Similar => Some(true),
+            HardOutcome::Worse => Some(false),
+            HardOutcome::NoData => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown hard outcome `{0}`: expected one of beats, similar, worse, NO_DATA")]
+pub struct UnknownHardOutcome(pub String);
+
+impl FromStr for HardOutcome {
+    type Err = UnknownHardOutcome;
+
+    fn from_str(text: &str) -> Result<HardOutcome, UnknownHardOutcome> {
+        let wanted = text.trim().to_ascii_lowercase().replace('-', "_");
+        HardOutcome::ALL
+            .into_iter()
+            .find(|h| h.as_str() == wanted)
+            .ok_or_else(|| UnknownHardOutcome(text.to_string()))
+    }
+}
+
+/// How a pair without data counts in the quadrant tables.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoDataAs {
+    /// A pair without a label or a hard outcome is left out of the counts (`undetermined` or
+    /// `unlabelled`).
+    #[default]
+    Undetermined,
+    /// A missing label is a soft failure and a missing hard outcome a hard failure, as the
+    /// published ISO-Bench commit explorer counts them: a pair with neither is Q4.
+    Q4,
+}
+
+impl NoDataAs {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoDataAs::Undetermined => "undetermined",
+            NoDataAs::Q4 => "q4",
+        }
+    }
+
+    /// One sentence for reports: how pairs without data were counted.
+    pub fn describe(self) -> &'static str {
+        match self {
+            NoDataAs::Undetermined => {
+                "Convention `--no-data-as undetermined`: a pair without a label or a hard outcome is not counted in Q1–Q4 (it is undetermined or unlabelled)."
+            }
+            NoDataAs::Q4 => {
+                "Convention `--no-data-as q4`: a missing label counts as a soft failure and a missing hard outcome (NO_DATA, not measured) as a hard failure, as published tables that count such pairs as failures do; a pair with neither is Q4."
+            }
+        }
+    }
+}
+
+/// One sentence for reports when some pairs' hard outcome came from the judge file.
+pub fn hard_from_judge_note(n_pairs: usize) -> Option<String> {
+    (n_pairs > 0).then(|| {
+        format!(
+            "{n_pairs} pair(s) use the judge file's published hard outcome (beats/similar pass, worse fails): perfarena has no measurement of its own for them."
+        )
+    })
+}
+
+impl FromStr for NoDataAs {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<NoDataAs, String> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "undetermined" => Ok(NoDataAs::Undetermined),
+            "q4" | "failure" => Ok(NoDataAs::Q4),
+            _ => Err(format!("`{text}`: expected undetermined or q4")),
+        }
     }
 }
 
@@ -297,20 +434,20 @@ impl Quadrant {
         }
     }
 
-    /// The mapping: soft pass × hard pass. `None` when the hard outcome cannot say
-    /// (inconclusive, not measured).
-    pub fn of(label: SoftLabel, hard: Outcome) -> Option<Quadrant> {
-        let hard_pass = match hard {
-            Outcome::CandidateBetter | Outcome::Equivalent => true,
-            Outcome::ControlBetter | Outcome::CandidateCrashed => false,
-            Outcome::Inconclusive | Outcome::NotMeasured => return None,
-        };
-        Some(match (label.passes(), hard_pass) {
+    /// The quadrant of a soft pass and a hard pass.
+    pub fn of_passes(soft_pass: bool, hard_pass: bool) -> Quadrant {
+        match (soft_pass, hard_pass) {
             (true, true) => Quadrant::Q1TrueSuccess,
             (true, false) => Quadrant::Q2GoodIntent,
             (false, true) => Quadrant::Q3LuckyWin,
             (false, false) => Quadrant::Q4Failure,
-        })
+        }
+    }
+
+    /// The mapping: soft pass × hard pass. `None` when the hard outcome cannot say
+    /// (inconclusive, not measured).
+    pub fn of(label: SoftLabel, hard: Outcome) -> Option<Quadrant> {
+        Some(Quadrant::of_passes(label.passes(), hard.hard_pass()?))
     }
 }
 

@@ -7,7 +7,10 @@ use std::process::ExitCode;
 use anyhow::{Result, bail};
 
 use perfarena_core::VariantKind;
-use perfarena_core::categorize::{Outcome, StatusInput, StatusModel, TaskStatus, status_model};
+use perfarena_core::categorize::{
+    NoDataAs, Outcome, Quadrant, StatusInput, StatusModel, TaskStatus, hard_from_judge_note,
+    status_model,
+};
 use perfarena_store::Store;
 
 use crate::context::Ctx;
@@ -21,10 +24,20 @@ pub struct AnalyzeArgs {
     /// itself (at 2 %) when the data has one value per variant.
     #[arg(long, value_name = "PCT")]
     pub legacy_threshold: Option<f64>,
+    /// How quadrant pairs without a label or a hard outcome count: `undetermined` (left out of
+    /// the counts) or `q4` (a missing half fails, as published tables that count them as
+    /// failures do).
+    #[arg(long, value_name = "undetermined|q4", default_value = "undetermined")]
+    pub no_data_as: NoDataAs,
 }
 
 /// The status model of everything in the store.
-pub fn build(ctx: &Ctx, store: &Store, legacy_threshold_pct: Option<f64>) -> Result<StatusModel> {
+pub fn build(
+    ctx: &Ctx,
+    store: &Store,
+    legacy_threshold_pct: Option<f64>,
+    no_data_as: NoDataAs,
+) -> Result<StatusModel> {
     let suite = ctx.suite()?;
     let tasks = store.tasks()?;
     let attempts = store.attempts(&Default::default())?;
@@ -39,6 +52,7 @@ pub fn build(ctx: &Ctx, store: &Store, legacy_threshold_pct: Option<f64>) -> Res
         listings: &listings,
         labels: &labels,
         legacy_threshold_pct,
+        no_data_as,
     }))
 }
 
@@ -49,7 +63,7 @@ pub fn run(ctx: &Ctx, args: &AnalyzeArgs) -> Result<ExitCode> {
         bail!("--legacy-threshold {pct}: expected a percentage >= 0, e.g. 2 for ±2 %");
     }
     let store = Store::open_existing(&ctx.state_dir)?;
-    let model = build(ctx, &store, args.legacy_threshold)?;
+    let model = build(ctx, &store, args.legacy_threshold, args.no_data_as)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&model)?);
     } else {
@@ -172,6 +186,32 @@ fn text(model: &StatusModel) -> String {
                     .collect();
                 out.push_str(&format!("    legacy rule: {}\n", cells.join(", ")));
             }
+        }
+    }
+    if !model.quadrants.is_empty() {
+        out.push_str("\nquadrants (soft judge × hard outcome vs human):\n");
+        for table in &model.quadrants {
+            let cells: Vec<String> = Quadrant::ALL
+                .iter()
+                .map(|q| format!("{} {}", q.label(), table.counts[q]))
+                .collect();
+            let repository = table
+                .repository
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default();
+            out.push_str(&format!(
+                "  candidate:{}{repository}: {}; undetermined {}, unlabelled {}\n",
+                table.candidate,
+                cells.join(", "),
+                table.undetermined,
+                table.unlabelled
+            ));
+        }
+        out.push_str(&format!("  {}\n", model.quadrant_convention.describe()));
+        let from_judge = model.quadrants.iter().map(|t| t.hard_from_judge).sum();
+        if let Some(note) = hard_from_judge_note(from_judge) {
+            out.push_str(&format!("  {note}\n"));
         }
     }
     if !model.recommendations.is_empty() {

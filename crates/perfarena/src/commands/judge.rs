@@ -5,15 +5,16 @@ use std::process::ExitCode;
 
 use anyhow::{Result, bail};
 
-use perfarena_core::import_results::import_labels;
+use perfarena_core::import_results::{import_labels, json_of_js_assignment};
 
-use super::input_files::read_rows;
+use super::input_files::{read_rows, read_text};
 use crate::context::Ctx;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum JudgeCommand {
-    /// Import labels: JSON/JSONL rows `{"commit", "candidate", "label"}`, label one of same,
-    /// related, different, no_optimization.
+    /// Import judge rows: JSON/JSONL rows `{"commit", "candidate", "label", "hard",
+    /// "approach"}` in perfarena's or the published vocabularies, or the published commit
+    /// explorer's data (`.js`); see docs/import.md.
     Import(ImportArgs),
 }
 
@@ -42,7 +43,19 @@ fn import(ctx: &Ctx, args: &ImportArgs) -> Result<ExitCode> {
     let mut labels = Vec::new();
     let mut errors = Vec::new();
     for file in &args.files {
-        let read = read_rows(file)?;
+        let read = if file.extension().is_some_and(|e| e == "js") {
+            // The published commit explorer's data: a JavaScript literal, read as JSON.
+            let text = read_text(file)?;
+            let json = json_of_js_assignment(&text).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "{}: expected `window.NAME = {{…}};` (a published judge data file) or JSON",
+                    file.display()
+                )
+            })?;
+            perfarena_core::import::read_rows(&file.display().to_string(), json.as_bytes())?
+        } else {
+            read_rows(file)?
+        };
         let (file_labels, file_errors) =
             import_labels(&read.rows, &tasks, &file.display().to_string());
         labels.extend(file_labels);

@@ -8,7 +8,7 @@ use anyhow::{Context as _, Result, bail};
 
 use perfarena_core::Suite;
 use perfarena_core::attempt::AttemptRecord;
-use perfarena_core::categorize::StatusInput;
+use perfarena_core::categorize::{NoDataAs, StatusInput};
 use perfarena_core::report::{ReportModel, report_model};
 use perfarena_store::{AttemptFilter, Store};
 
@@ -38,11 +38,15 @@ pub struct ReportArgs {
     /// (e.g. 2), beside the statistical verdicts.
     #[arg(long, value_name = "PCT")]
     pub legacy_threshold: Option<f64>,
+    /// How quadrant pairs without a label or a hard outcome count: `undetermined` or `q4`
+    /// (see `perfarena analyze --help`); the report names the convention.
+    #[arg(long, value_name = "undetermined|q4", default_value = "undetermined")]
+    pub no_data_as: NoDataAs,
 }
 
 /// The report model of the store's tasks and attempts (optionally one run's).
 pub fn build_model(suite: &Suite, store: &Store, run_id: Option<&str>) -> Result<ReportModel> {
-    build_model_with(suite, store, run_id, None)
+    build_model_with(suite, store, run_id, None, NoDataAs::Undetermined)
 }
 
 /// [`build_model`] with the legacy view at `legacy_threshold_pct` percent.
@@ -51,6 +55,7 @@ pub fn build_model_with(
     store: &Store,
     run_id: Option<&str>,
     legacy_threshold_pct: Option<f64>,
+    no_data_as: NoDataAs,
 ) -> Result<ReportModel> {
     let tasks = store.tasks()?;
     let attempts = attempts(store, run_id)?;
@@ -79,6 +84,7 @@ pub fn build_model_with(
         listings: &listings,
         labels: &labels,
         legacy_threshold_pct,
+        no_data_as,
     };
     Ok(report_model(&input, runs))
 }
@@ -124,6 +130,7 @@ pub fn run(ctx: &Ctx, args: &ReportArgs) -> Result<ExitCode> {
             &store,
             args.run_id.as_deref(),
             args.legacy_threshold,
+            args.no_data_as,
         )?;
         render(&model, &args.format)?
     };
