@@ -16,14 +16,19 @@ use crate::import::{RawRow, RowError, find_task};
 use crate::task::Task;
 use crate::triage::Triage;
 
-/// The fields of a result row perfarena reads; the others are kept in `metadata.extra`.
-const KNOWN: &[&str] = &[
+/// The fields that name a result row's task, first found wins.
+const COMMIT_KEYS: &[&str] = &[
     "commit",
     "commit_hash",
     "hash",
     "sha",
     "human_commit_full",
     "human_commit",
+];
+
+/// The fields of a result row perfarena reads besides [`COMMIT_KEYS`]; the others are kept in
+/// `metadata.extra`.
+const KNOWN: &[&str] = &[
     "parent",
     "parent_commit",
     "model",
@@ -216,15 +221,7 @@ fn resolve_commit<'a>(
     tasks: &'a [Task],
     err: &dyn Fn(&str, String) -> RowError,
 ) -> Result<&'a Task, RowError> {
-    let keys = [
-        "commit",
-        "commit_hash",
-        "hash",
-        "sha",
-        "human_commit_full",
-        "human_commit",
-    ];
-    let (key, value) = field(fields, &keys).ok_or_else(|| {
+    let (key, value) = field(fields, COMMIT_KEYS).ok_or_else(|| {
         err(
             "commit",
             "missing: every row needs the task's commit (a prefix is enough)".into(),
@@ -406,7 +403,7 @@ fn result_row(
     };
     let extra: Map<String, Value> = fields
         .iter()
-        .filter(|(k, _)| !KNOWN.contains(&k.as_str()))
+        .filter(|(k, _)| !KNOWN.contains(&k.as_str()) && !COMMIT_KEYS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
     if !extra.is_empty() {
