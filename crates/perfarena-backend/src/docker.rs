@@ -3,7 +3,12 @@
 //!
 //! The server is the container's main process (under an init, so SIGTERM reaches it); the
 //! readiness probe and the client are `exec`s inside the same container, so a container with
-//! `--network none` (the default for candidates) still talks to its server over loopback. Output
+//! `--network none` (the default for candidates) still talks to its server over loopback.
+//! Without a server, the main process only holds the container open ([`HOLDER`]) and the client
+//! is an `exec` too, so that the container's cgroup statistics can be read once the client has
+//! ended (they vanish with the container): `user_s`, `sys_s` and `max_rss_mb` are those of the
+//! whole container (server, client and probes), `wall_s` the client's exec from start to the
+//! end of its output, `server_wall_s` the container's lifetime. Output
 //! is streamed to `server.log` / `client.log` as it comes, with secrets redacted before it
 //! touches the disk. Teardown is `docker stop` (SIGTERM, SIGKILL after the grace period), an
 //! inspect for the exit code and `OOMKilled`, and removal — on success, failure, timeout and
@@ -29,10 +34,11 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     AttachContainerOptionsBuilder, CreateContainerOptionsBuilder, ListContainersOptionsBuilder,
-    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
 };
 use futures_util::{Stream, StreamExt};
 
+use perfarena_core::builtin::{Usage, bytes_to_mib};
 use perfarena_core::events::{Event, EventSink, Stream as LogStream};
 use perfarena_core::suite::ReadinessKind;
 use perfarena_core::suite_docker::{DockerSection, GpuRequest, SecretsSection, parse_byte_size};
@@ -41,8 +47,8 @@ use perfarena_core::{AttemptStatus, CommitId, RunId, VariantKind, patch};
 use crate::git::GitRepo;
 use crate::process::pid_alive;
 use crate::{
-    AttemptOutcome, AttemptSpec, Backend, BackendError, BackendKind, PrepareFailure, Prepared,
-    VariantSpec,
+    AttemptOutcome, AttemptSpec, Backend, BackendError, BackendKind, BuiltinMetrics,
+    PrepareFailure, Prepared, VariantSpec,
 };
 
 /// Label keys on every container perfarena starts.
@@ -362,8 +368,10 @@ impl DockerBackend {
             .server
             .as_ref()
             .map(|_| spec.attempt_dir.join("server.log"));
-        let main_command = spec.server.clone().unwrap_or_else(|| spec.client.clone());
-        let config = self.container_config(spec, &image, &main_command, mounts);
+        let main_command = spec.server.clone().unwrap_or_else(|| HOLDER.to_string());
+        let mut config = self.container_config(spec, &image, &main_command, mounts);
+        // The holder waits on a stdin that stays open and never sends anything.
+        config.open_stdin = Some(spec.server.is_none());
         let name = container_name(spec);
         let created = match self
             .docker
@@ -407,6 +415,14 @@ impl DockerBackend {
                 .await
         }
         .await;
+        // The client's measurements, read while the container still runs.
+        let client_usage = match &driven {
+            Ok(driven) => match driven.client_wall_s {
+                Some(wall_s) => Some(self.container_usage(&container, wall_s).await),
+                None => None,
+            },
+            Err(_) => None,
+        };
         let teardown = self
             .teardown(
                 &container,
@@ -416,10 +432,18 @@ impl DockerBackend {
                 spec,
             )
             .await;
+        let lifetime_s = started.elapsed().as_secs_f64();
         let flushed = streams.finish();
         let driven = driven?;
         flushed?;
         let torn = teardown?;
+        let builtin = BuiltinMetrics {
+            client: client_usage,
+            server: spec.server.as_ref().map(|_| Usage {
+                wall_s: lifetime_s,
+                ..Usage::default()
+            }),
+        };
         let mut outcome = AttemptOutcome {
             status: driven.status,
             exit_code: driven.exit_code,
@@ -429,6 +453,7 @@ impl DockerBackend {
             duration_s: started.elapsed().as_secs_f64(),
             ready_after_s: driven.ready_after_s,
             oom_killed: torn.oom_killed,
+            builtin,
         };
         if torn.oom_killed {
             if outcome.status == AttemptStatus::Ok {
@@ -460,37 +485,33 @@ impl DockerBackend {
         events: &dyn EventSink,
     ) -> Result<Driven, BackendError> {
         let deadline = started + spec.timeout;
-        let tick = Duration::from_millis(100);
-        let ready_after_s: Option<f64>;
-        if spec.server.is_none() {
-            // The client is the container's main process.
-            loop {
-                streams.pump_for(tick, events, spec).await?;
-                if spec.cancel.is_cancelled() {
-                    return Err(BackendError::Cancelled);
-                }
-                if streams.main.as_ref().is_none_or(|p| p.stream.is_none()) {
-                    let state = self.container_state(container).await?;
-                    if !state.running {
-                        return Ok(client_result(
-                            state.exit_code,
-                            None,
-                            &spec.attempt_dir.join("client.log"),
-                            false,
-                        ));
-                    }
-                }
-                if Instant::now() >= deadline {
-                    return Ok(Driven::timeout(
-                        format!(
-                            "attempt timed out after {}s while the client was running",
-                            spec.timeout.as_secs()
-                        ),
-                        None,
-                    ));
-                }
+        let ready_after_s = if spec.server.is_some() {
+            match self
+                .await_ready(spec, container, started, streams, events)
+                .await?
+            {
+                Ok(after) => Some(after),
+                Err(driven) => return Ok(driven),
             }
-        }
+        } else {
+            None
+        };
+        self.drive_client(spec, container, deadline, ready_after_s, streams, events)
+            .await
+    }
+
+    /// Probes the server until it is ready (`Ok(seconds after start)`), or says how the attempt
+    /// ended instead (`Err`).
+    async fn await_ready(
+        &self,
+        spec: &AttemptSpec,
+        container: &str,
+        started: Instant,
+        streams: &mut Streams,
+        events: &dyn EventSink,
+    ) -> Result<Result<f64, Driven>, BackendError> {
+        let deadline = started + spec.timeout;
+        let tick = Duration::from_millis(100);
         let ready_deadline = deadline.min(started + spec.readiness.timeout);
         let mut next_probe = Instant::now();
         loop {
@@ -508,53 +529,65 @@ impl DockerBackend {
                     .exit_code
                     .map(|c| format!("code {c}"))
                     .unwrap_or_else(|| "an unknown status".into());
-                return Ok(Driven {
+                return Ok(Err(Driven {
                     status: AttemptStatus::Crashed,
                     exit_code: state.exit_code.map(|c| c as i32),
                     message: format!("server exited with {code} before it was ready: {tail}"),
                     ready_after_s: None,
-                });
+                    client_wall_s: None,
+                }));
             }
             if Instant::now() >= next_probe {
                 match self.probe(container, spec).await? {
                     ProbeResult::Ready => {
                         let after = started.elapsed().as_secs_f64();
-                        ready_after_s = Some(after);
                         events.emit(Event::ServerReady {
                             task: spec.task.clone(),
                             variant: spec.variant.clone(),
                             round_idx: spec.round_idx,
                             after_s: after,
                         });
-                        break;
+                        return Ok(Ok(after));
                     }
                     ProbeResult::NoTool => {
-                        return Ok(Driven {
+                        return Ok(Err(Driven {
                             status: AttemptStatus::InfraError,
                             exit_code: None,
                             message: "the image has no curl, wget or python3 to probe readiness with (bench.readiness): add one to the image or set bench.readiness.kind = \"none\"".into(),
                             ready_after_s: None,
-                        });
+                            client_wall_s: None,
+                        }));
                     }
                     ProbeResult::NotReady => {}
                 }
                 next_probe = Instant::now() + spec.readiness.interval;
             }
             if Instant::now() >= ready_deadline {
-                return Ok(Driven::timeout(
+                return Ok(Err(Driven::timeout(
                     format!(
                         "server not ready after {:.0}s (readiness timeout)",
                         started.elapsed().as_secs_f64()
                     ),
                     None,
-                ));
+                )));
             }
             streams
                 .pump_for(tick.min(spec.readiness.interval), events, spec)
                 .await?;
         }
+    }
 
-        // The client, exec'd into the running container.
+    /// The client, exec'd into the running container, until it ends, the deadline or Ctrl-C.
+    async fn drive_client(
+        &self,
+        spec: &AttemptSpec,
+        container: &str,
+        deadline: Instant,
+        ready_after_s: Option<f64>,
+        streams: &mut Streams,
+        events: &dyn EventSink,
+    ) -> Result<Driven, BackendError> {
+        let tick = Duration::from_millis(100);
         let client_log = spec.attempt_dir.join("client.log");
         streams.client = Some(OutputPipe::open(
             &client_log,
@@ -571,6 +604,7 @@ impl DockerBackend {
             Ok(created) => created.id,
             Err(e) => return Err(self.api_error("start the client", e).await),
         };
+        let client_started = Instant::now();
         match self
             .docker
             .start_exec(
@@ -625,13 +659,49 @@ impl DockerBackend {
                 Err(e) => return Err(self.api_error("read the client's exit code", e).await),
             }
         }
-        let server_alive = self.container_state(container).await?.running;
-        Ok(client_result(
-            exit_code,
-            ready_after_s,
-            &client_log,
-            !server_alive,
-        ))
+        // The output's end is the client's: the exit code is read after it, by polling.
+        let client_ended = streams
+            .client
+            .as_ref()
+            .and_then(|p| p.ended_at)
+            .unwrap_or_else(Instant::now);
+        let server_gone = spec.server.is_some() && !self.container_state(container).await?.running;
+        let mut driven = client_result(exit_code, ready_after_s, &client_log, server_gone);
+        driven.client_wall_s = Some(
+            client_ended
+                .saturating_duration_since(client_started)
+                .as_secs_f64(),
+        );
+        Ok(driven)
+    }
+
+    /// The container's CPU time and peak memory so far (the cgroup's statistics, one shot),
+    /// with the client's wall-clock time. What the daemon does not say is left out: cgroup v2
+    /// reports no peak through the API, so it is read from `memory.peak` when the cgroup is
+    /// visible on this host.
+    async fn container_usage(&self, container: &str, wall_s: f64) -> Usage {
+        let mut usage = Usage {
+            wall_s,
+            ..Usage::default()
+        };
+        let options = StatsOptionsBuilder::default()
+            .stream(false)
+            .one_shot(true)
+            .build();
+        let mut stats = self.docker.stats(container, Some(options));
+        let Some(Ok(stats)) = stats.next().await else {
+            return usage;
+        };
+        let cpu = stats.cpu_stats.and_then(|c| c.cpu_usage);
+        let nanos = |n: Option<u64>| n.map(|n| n as f64 / 1e9);
+        usage.user_s = nanos(cpu.as_ref().and_then(|c| c.usage_in_usermode));
+        usage.sys_s = nanos(cpu.as_ref().and_then(|c| c.usage_in_kernelmode));
+        usage.max_rss_mb = stats
+            .memory_stats
+            .and_then(|m| m.max_usage)
+            .or_else(|| cgroup_v2_peak(stats.id.as_deref().unwrap_or(container)))
+            .map(bytes_to_mib);
+        usage
     }
 
     async fn container_state(&self, container: &str) -> Result<ContainerRunState, BackendError> {
@@ -835,6 +905,8 @@ struct Driven {
     exit_code: Option<i32>,
     message: String,
     ready_after_s: Option<f64>,
+    /// The client's wall-clock time, when it ended by itself.
+    client_wall_s: Option<f64>,
 }
 
 impl Driven {
@@ -844,6 +916,7 @@ impl Driven {
             exit_code: None,
             message,
             ready_after_s,
+            client_wall_s: None,
         }
     }
 }
@@ -878,6 +951,7 @@ fn client_result(
             exit_code: Some(0),
             message: String::new(),
             ready_after_s,
+            client_wall_s: None,
         },
         code => {
             let mut message = match code {
@@ -897,6 +971,7 @@ fn client_result(
                 exit_code: code.map(|c| c as i32),
                 message,
                 ready_after_s,
+                client_wall_s: None,
             }
         }
     }
@@ -986,6 +1061,24 @@ pub fn container_config(
         host_config: Some(host_config),
         ..Default::default()
     }
+}
+
+/// The main process of a container without a server: it holds the container open (on a stdin
+/// that stays open and silent) until the teardown's SIGTERM, with no program of its own.
+pub const HOLDER: &str = "trap 'exit 0' TERM; read _";
+
+/// The peak memory of a container's cgroup v2 (`memory.peak`, Linux ≥ 5.19), where this host
+/// sees it (the daemon is local), under the systemd or the cgroupfs driver's path.
+fn cgroup_v2_peak(id: &str) -> Option<u64> {
+    if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    [
+        format!("/sys/fs/cgroup/system.slice/docker-{id}.scope/memory.peak"),
+        format!("/sys/fs/cgroup/docker/{id}/memory.peak"),
+    ]
+    .iter()
+    .find_map(|path| fs::read_to_string(path).ok()?.trim().parse().ok())
 }
 
 fn gpu_request(count: Option<i64>, device_ids: Option<Vec<String>>) -> DeviceRequest {
@@ -1255,6 +1348,8 @@ struct OutputPipe {
     file: File,
     redactor: Redactor,
     stream: Option<OutputStream>,
+    /// When the stream ended (the process behind it exited).
+    ended_at: Option<Instant>,
     kind: LogStream,
     line: Vec<u8>,
 }
@@ -1271,6 +1366,7 @@ impl OutputPipe {
             file,
             redactor: Redactor::new(secrets),
             stream: None,
+            ended_at: None,
             kind,
             line: Vec::new(),
         })
@@ -1393,6 +1489,7 @@ fn handle_chunk(
         // The stream broke (daemon gone) or ended: later API calls say which.
         Some(Err(_)) | None => {
             pipe.stream = None;
+            pipe.ended_at = Some(Instant::now());
             Ok(())
         }
     }

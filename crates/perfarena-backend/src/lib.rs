@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::Duration;
 
+pub use perfarena_core::builtin::BuiltinMetrics;
 use perfarena_core::events::EventSink;
 use perfarena_core::suite::ReadinessKind;
 use perfarena_core::{AttemptStatus, CandidateName, CommitId, RunId, Task, VariantKind};
@@ -194,6 +195,9 @@ pub struct AttemptOutcome {
     pub duration_s: f64,
     pub ready_after_s: Option<f64>,
     pub oom_killed: bool,
+    /// What perfarena measured of the client and the server itself (`wall_s`, `user_s`…);
+    /// the runner adds it to the parsed metrics.
+    pub builtin: BuiltinMetrics,
 }
 
 /// One task's attempts of one interleaved round, in the order they run.

@@ -3,12 +3,15 @@
 //! Baseline runs at the parent, human at the commit, each candidate at the parent with its
 //! patch applied (`git apply --check` first; never forced). The suite's setup step runs once per
 //! variant; each attempt starts the server in its own process group, probes readiness, runs the
-//! client and tears the group down, on success, failure, timeout and Ctrl-C alike.
+//! client and tears the group down, on success, failure, timeout and Ctrl-C alike. The client's
+//! and the server's wall-clock time, CPU time and peak memory come from `wait4` (see
+//! `process`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use perfarena_core::builtin::BuiltinMetrics;
 use perfarena_core::events::{Event, EventSink};
 use perfarena_core::patch;
 use perfarena_core::suite::ReadinessKind;
@@ -213,6 +216,7 @@ impl Backend for LocalBackend {
                     duration_s: started.elapsed().as_secs_f64(),
                     ready_after_s,
                     oom_killed: false,
+                    builtin: BuiltinMetrics::default(),
                 }
             };
 
@@ -284,9 +288,21 @@ impl Backend for LocalBackend {
         let waited = client.wait_until(deadline, &spec.cancel);
         client.kill_group(spec.kill_grace);
         let server_alive = server.as_mut().map(|s| s.try_wait().is_none());
+        let mut builtin = BuiltinMetrics {
+            // Only a client that ended by itself is measured (not one cut off by a deadline).
+            client: client
+                .usage()
+                .filter(|_| matches!(waited, WaitResult::Exited(_))),
+            server: None,
+        };
         if let Some(mut server) = server {
             server.kill_group(spec.kill_grace);
+            builtin.server = server.usage();
         }
+        let outcome = |status, exit_code, message, server_log, ready_after_s| AttemptOutcome {
+            builtin,
+            ..outcome(status, exit_code, message, server_log, ready_after_s)
+        };
         Ok(match waited {
             WaitResult::Cancelled => return Err(BackendError::Cancelled),
             WaitResult::TimedOut => outcome(

@@ -1,19 +1,43 @@
 //! Child processes in their own process group, with output to a log file, deadlines,
-//! cancellation and a registry of live groups so that a later start can sweep orphans.
+//! cancellation, a registry of live groups so that a later start can sweep orphans, and the
+//! built-in measurements of each: wall-clock time from spawn to exit, and the CPU time and peak
+//! memory `wait4` reports.
+//!
+//! `wait4` returns the resource usage of the child (`sh -c COMMAND`) together with that of every
+//! descendant it (or a descendant) waited for: a shell waits for its foreground commands, so a
+//! command's whole tree is counted. Not counted: a process that outlives the command or is never
+//! waited for (a daemon that double-forks, a `&` job the shell does not `wait` for) — it is
+//! killed with the group when the attempt ends. `ru_maxrss` is the largest resident set of any
+//! one process of the counted tree, not their sum.
 
 use std::fs::{self, File, OpenOptions};
-use std::os::unix::process::CommandExt;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+use perfarena_core::builtin::{Usage, kib_to_mib};
 
 use crate::{BackendError, CancelToken};
 
 /// A shell command running in its own process group.
 pub struct GroupChild {
-    child: Child,
+    /// The leader's pid, which is also the group's id. The leader is reaped by
+    /// [`GroupChild::reap`] (`wait4`, for the resource usage), never through `Child`.
     pgid: i32,
     registry_entry: Option<PathBuf>,
+    spawned_at: Instant,
+    /// A pidfd of the leader (Linux ≥ 5.3), to wake the moment it exits instead of polling.
+    pidfd: Option<OwnedFd>,
+    exited: Option<Exited>,
+}
+
+/// The leader's end, as `wait4` told it.
+#[derive(Debug, Clone, Copy)]
+struct Exited {
+    status: ExitStatus,
+    usage: Usage,
 }
 
 /// How waiting for a child ended.
@@ -54,19 +78,25 @@ impl GroupChild {
             cmd.env(key, value);
         }
         cmd.process_group(0);
+        let spawned_at = Instant::now();
         let child = cmd.spawn().map_err(|e| {
             BackendError::io(format!("cannot start `{command}` in {}", dir.display()), e)
         })?;
         let pgid = child.id() as i32;
-        let registry_entry = match registry {
-            Some((dir, run_id)) => Some(register(dir, pgid, run_id)?),
-            None => None,
-        };
-        Ok(GroupChild {
-            child,
+        // `Child` neither waits nor kills when dropped: the group is ours to manage from here.
+        drop(child);
+        let mut group = GroupChild {
             pgid,
-            registry_entry,
-        })
+            registry_entry: None,
+            spawned_at,
+            pidfd: pidfd_open(pgid),
+            exited: None,
+        };
+        // On an error the group is dropped, which kills it.
+        if let Some((dir, run_id)) = registry {
+            group.registry_entry = Some(register(dir, pgid, run_id)?);
+        }
+        Ok(group)
     }
 
     pub fn pgid(&self) -> i32 {
@@ -75,7 +105,82 @@ impl GroupChild {
 
     /// Whether the process has exited (without blocking).
     pub fn try_wait(&mut self) -> Option<ExitStatus> {
-        self.child.try_wait().ok().flatten()
+        self.reap(false)
+    }
+
+    /// What the leader and the descendants it waited for used, from spawn to exit; `None`
+    /// while it runs. See the module's comment for what is counted.
+    pub fn usage(&self) -> Option<Usage> {
+        self.exited.map(|e| e.usage)
+    }
+
+    /// Reaps the leader with `wait4` (blocking or not), keeping its status and resource usage.
+    fn reap(&mut self, block: bool) -> Option<ExitStatus> {
+        if let Some(exited) = self.exited {
+            return Some(exited.status);
+        }
+        let mut status: libc::c_int = 0;
+        // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+        let mut rusage: libc::rusage = unsafe { std::mem::zeroed() };
+        let flags = if block { 0 } else { libc::WNOHANG };
+        loop {
+            // SAFETY: wait4 writes only into the two locals it is given.
+            let pid = unsafe { libc::wait4(self.pgid, &mut status, flags, &mut rusage) };
+            let wall_s = self.spawned_at.elapsed().as_secs_f64();
+            if pid == self.pgid {
+                let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1_000_000.0;
+                self.exited = Some(Exited {
+                    status: ExitStatus::from_raw(status),
+                    usage: Usage {
+                        wall_s,
+                        user_s: Some(seconds(rusage.ru_utime)),
+                        sys_s: Some(seconds(rusage.ru_stime)),
+                        max_rss_mb: Some(kib_to_mib(rusage.ru_maxrss.max(0) as u64)),
+                    },
+                });
+                self.pidfd = None;
+                return Some(ExitStatus::from_raw(status));
+            }
+            if pid == 0 {
+                return None;
+            }
+            match std::io::Error::last_os_error().raw_os_error() {
+                Some(libc::EINTR) => continue,
+                // Not our child any more (nothing else here waits for it): gone, status
+                // unknown; said as exit code 255 with only the wall-clock time.
+                _ => {
+                    self.exited = Some(Exited {
+                        status: ExitStatus::from_raw(255 << 8),
+                        usage: Usage {
+                            wall_s,
+                            ..Usage::default()
+                        },
+                    });
+                    self.pidfd = None;
+                    return self.exited.map(|e| e.status);
+                }
+            }
+        }
+    }
+
+    /// Sleeps up to `timeout`, waking as soon as the leader exits (with a pidfd; without one,
+    /// the whole timeout).
+    fn sleep_unless_exited(&self, timeout: Duration) {
+        match &self.pidfd {
+            Some(fd) => {
+                let mut poll = libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                let millis = timeout.as_millis().min(i32::MAX as u128) as i32;
+                // SAFETY: one valid pollfd; an error (EINTR) only ends the sleep early.
+                unsafe {
+                    libc::poll(&mut poll, 1, millis.max(1));
+                }
+            }
+            None => std::thread::sleep(timeout),
+        }
     }
 
     /// Waits until the process exits, `deadline` passes or `cancel` is set.
@@ -91,7 +196,7 @@ impl GroupChild {
             if now >= deadline {
                 return WaitResult::TimedOut;
             }
-            std::thread::sleep((deadline - now).min(Duration::from_millis(25)));
+            self.sleep_unless_exited((deadline - now).min(Duration::from_millis(25)));
         }
     }
 
@@ -113,12 +218,12 @@ impl GroupChild {
                 // so that callers can rely on nothing of it running once this returns.
                 let deadline = Instant::now() + Duration::from_secs(5);
                 while group_alive(self.pgid) && Instant::now() < deadline {
-                    let _ = self.child.try_wait();
+                    let _ = self.try_wait();
                     std::thread::sleep(Duration::from_millis(10));
                 }
             }
         }
-        let _ = self.child.wait();
+        let _ = self.reap(true);
         if let Some(entry) = self.registry_entry.take() {
             let _ = fs::remove_file(entry);
         }
@@ -130,12 +235,20 @@ impl Drop for GroupChild {
         // Never leave a group behind, whatever path dropped us.
         if self.try_wait().is_none() || group_alive(self.pgid) {
             signal_group(self.pgid, libc::SIGKILL);
-            let _ = self.child.wait();
+            let _ = self.reap(true);
         }
         if let Some(entry) = self.registry_entry.take() {
             let _ = fs::remove_file(entry);
         }
     }
+}
+
+/// A pidfd for `pid` (readable once it exits), or `None` where the kernel has none.
+fn pidfd_open(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open(2) takes a pid and flags and returns a new descriptor or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: a non-negative result is a descriptor that nothing else owns.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 fn signal_group(pgid: i32, signal: i32) {
@@ -275,6 +388,71 @@ mod tests {
         assert!(matches!(result, WaitResult::Exited(s) if s.code() == Some(3)));
         let text = fs::read_to_string(&log).unwrap();
         assert!(text.contains("hello") && text.contains("oops"));
+    }
+
+    /// A process tree that sleeps 0.4 s, then burns 0.5 s of CPU and touches 200 MiB, two
+    /// levels below the measured shell: wait4 counts the grandchild's CPU and its peak memory.
+    #[test]
+    fn usage_counts_the_waited_for_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("load.py");
+        fs::write(
+            &script,
+            "import time\ntime.sleep(0.4)\nt = time.process_time()\nwhile time.process_time() - t < 0.5:\n    for _ in range(20000):\n        pass\nx = b'a' * (200 << 20)\n",
+        )
+        .unwrap();
+        let started = Instant::now();
+        let mut child = GroupChild::spawn(
+            "sh -c 'python3 load.py'; echo done",
+            dir.path(),
+            &[],
+            &dir.path().join("log"),
+            None,
+        )
+        .unwrap();
+        assert!(
+            child.usage().is_none(),
+            "nothing is measured before the exit"
+        );
+        let waited = child.wait_until(
+            Instant::now() + Duration::from_secs(60),
+            &CancelToken::new(),
+        );
+        let outside = started.elapsed().as_secs_f64();
+        assert!(matches!(waited, WaitResult::Exited(s) if s.success()));
+        let usage = child.usage().unwrap();
+        // Wall: at least the sleep and the burn, and never more than what the test saw.
+        assert!(
+            usage.wall_s >= 0.9 && usage.wall_s <= outside,
+            "{usage:?} / {outside}"
+        );
+        let user = usage.user_s.unwrap();
+        let sys = usage.sys_s.unwrap();
+        assert!(user >= 0.4, "{usage:?}");
+        assert!(user + sys >= 0.5 && user + sys < 1.0, "{usage:?}");
+        let rss = usage.max_rss_mb.unwrap();
+        assert!((200.0..260.0).contains(&rss), "{usage:?}");
+        child.kill_group(Duration::from_millis(100));
+        assert_eq!(child.usage(), Some(usage), "kept after the teardown");
+    }
+
+    /// The exit is seen as it happens (pidfd), not at the next poll: a command of a few
+    /// milliseconds measures a few milliseconds.
+    #[test]
+    fn a_short_command_measures_short() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut walls = Vec::new();
+        for _ in 0..5 {
+            let mut child =
+                GroupChild::spawn("true", dir.path(), &[], &dir.path().join("log"), None).unwrap();
+            let _ = child.wait_until(
+                Instant::now() + Duration::from_secs(10),
+                &CancelToken::new(),
+            );
+            walls.push(child.usage().unwrap().wall_s);
+        }
+        walls.sort_by(f64::total_cmp);
+        assert!(walls[0] < 0.02, "{walls:?}");
     }
 
     #[test]

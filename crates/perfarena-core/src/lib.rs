@@ -7,6 +7,7 @@
 pub mod analysis;
 pub mod attempt;
 pub mod availability;
+pub mod builtin;
 pub mod categorize;
 pub mod eras;
 pub mod events;

@@ -289,6 +289,10 @@ impl Suite {
             origin: origin.to_string(),
             message: e.to_string(),
         })?;
+        let direction_given = user
+            .get("metric")
+            .and_then(|m| m.get("direction"))
+            .is_some();
         let mut merged = toml::Value::Table(defaults);
         merge(&mut merged, toml::Value::Table(user));
         let mut suite: Suite = serde_path_to_error::deserialize(merged).map_err(|err| {
@@ -301,6 +305,21 @@ impl Suite {
                 message,
             }
         })?;
+        // A built-in metric (wall_s, max_rss_mb…) is a cost: its direction is known.
+        if let Some(known) = crate::builtin::direction(&suite.metric.primary) {
+            if direction_given && suite.metric.direction != known {
+                return Err(SuiteError::Field {
+                    origin: origin.to_string(),
+                    path: "metric.direction".into(),
+                    line: locate_key(text, "metric.direction"),
+                    message: format!(
+                        "`{}` is measured by perfarena and lower is better: remove metric.direction or set it to \"lower\"",
+                        suite.metric.primary
+                    ),
+                });
+            }
+            suite.metric.direction = known;
+        }
         suite.validate(text, origin)?;
         if let Some(current) = crate::parse::canonical_metric(&suite.metric.primary) {
             suite.metric.primary_note = Some(format!(
@@ -529,6 +548,24 @@ mod tests {
         assert!(err.contains("perfarena.toml:5"), "{err}");
         assert!(err.contains("bench.readiness.timeout"), "{err}");
         assert!(err.contains("unknown field"), "{err}");
+    }
+
+    #[test]
+    fn a_builtin_primary_is_lower_is_better() {
+        let wall = Suite::from_toml_str("[metric]\nprimary = \"wall_s\"\n", "a.toml").unwrap();
+        assert_eq!(wall.metric.direction, Direction::Lower);
+        let lower = "[metric]\nprimary = \"user_s\"\ndirection = \"lower\"\n";
+        assert!(Suite::from_toml_str(lower, "a.toml").is_ok());
+        let err = Suite::from_toml_str(
+            "[metric]\nprimary = \"max_rss_mb\"\ndirection = \"higher\"\n",
+            "a.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("a.toml:3") && err.contains("metric.direction"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -352,28 +352,39 @@ impl Runner<'_> {
             // The suite checked the name when it was read.
             let choice =
                 FormatChoice::from_name(&self.suite.metric.parser).unwrap_or(FormatChoice::Auto);
-            match parse_log(&text, &choice, &self.suite.metric.custom) {
+            let parse_error = match parse_log(&text, &choice, &self.suite.metric.custom) {
                 Ok(parsed) => {
                     record.samples = parsed.flatten();
                     record.metadata["format"] = serde_json::json!(parsed.format);
                     if !parsed.warnings.is_empty() {
                         record.metadata["parse_warnings"] = serde_json::json!(parsed.warnings);
                     }
-                    if record.sample(&self.suite.metric.primary).is_none() {
-                        record.status = AttemptStatus::NoMetrics;
+                    None
+                }
+                Err(e) => Some(e),
+            };
+            // What perfarena measured itself (wall_s, user_s…), unless the output named a
+            // metric the same.
+            let shadowed = outcome.builtin.merge_into(&mut record.samples);
+            if !shadowed.is_empty() {
+                record.metadata["builtin_shadowed"] = serde_json::json!(shadowed);
+            }
+            // In name order, as the store gives them back.
+            record.samples.sort_by(|a, b| a.0.cmp(&b.0));
+            let primary = &self.suite.metric.primary;
+            if record.sample(primary).is_none() {
+                record.status = AttemptStatus::NoMetrics;
+                record.message = match parse_error {
+                    Some(e) => format!("client exited 0 but its output has no result: {e}"),
+                    None => {
                         let found: Vec<&str> =
                             record.samples.iter().map(|(k, _)| k.as_str()).collect();
-                        record.message = format!(
-                            "primary metric `{}` not in the client's output (found: {})",
-                            self.suite.metric.primary,
+                        format!(
+                            "primary metric `{primary}` not in the client's output (found: {})",
                             found.join(", ")
-                        );
+                        )
                     }
-                }
-                Err(e) => {
-                    record.status = AttemptStatus::NoMetrics;
-                    record.message = format!("client exited 0 but its output has no result: {e}");
-                }
+                };
             }
         }
         if record.status != AttemptStatus::Ok {

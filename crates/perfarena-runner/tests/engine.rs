@@ -139,6 +139,7 @@ impl Backend for ScriptedBackend {
             duration_s: 0.1,
             ready_after_s: None,
             oom_killed: false,
+            builtin: Default::default(),
         })
     }
     fn runs_rounds(&self) -> bool {

@@ -668,6 +668,54 @@ fn a_failing_client_is_a_crash_with_its_exit_code() {
     }
 }
 
+/// The built-in metrics on Slurm come from the job script (start and end times, `times` for
+/// the plain launcher); this cluster keeps no accounting (`jobacct_gather/none`), so a job of
+/// one attempt has no `max_rss_mb` and the attempt is measured all the same.
+#[test]
+fn built_in_metrics_come_from_the_job_script() {
+    if !slurm_ready() {
+        return;
+    }
+    let (_tmp, dir) = toy_project();
+    add_to_suite(
+        &dir,
+        "[slurm]\npoll_interval_ms = 500\njob_unit = \"attempt\"\n",
+    );
+    let load = dir.join("load.py");
+    std::fs::write(
+        &load,
+        "import time\ntime.sleep(0.4)\nt = time.process_time()\nwhile time.process_time() - t < 0.5:\n    for _ in range(20000):\n        pass\n",
+    )
+    .unwrap();
+    set_bench(&dir, "client", &format!("\"python3 {}\"", load.display()));
+    set_in_table(&dir, "[metric]", "primary", "\"wall_s\"");
+    set_in_table(&dir, "[metric]", "direction", "\"lower\"");
+    let run_id = unique_run_id("builtin");
+    run_ok(
+        &dir,
+        &["--backend", "slurm", "--repeats", "1", "--run-id", &run_id],
+    );
+    let rows = perfarena_store::Store::open_existing(&dir.join(".perfarena"))
+        .unwrap()
+        .attempts(&perfarena_store::AttemptFilter::default())
+        .unwrap();
+    assert_eq!(rows.len(), 2, "{rows:#?}");
+    for row in &rows {
+        assert_eq!(row.status, perfarena_core::AttemptStatus::Ok, "{row:#?}");
+        let wall = row.sample("wall_s").expect("wall_s");
+        assert!(wall >= 0.9 && wall < 10.0, "{row:#?}");
+        let user = row.sample("user_s").expect("user_s");
+        let sys = row.sample("sys_s").expect("sys_s");
+        assert!(user >= 0.4 && user + sys < 1.5, "{row:#?}");
+        assert!(row.sample("server_wall_s").expect("server_wall_s") >= wall);
+        assert_eq!(
+            row.sample("max_rss_mb"),
+            None,
+            "no accounting here: {row:#?}"
+        );
+    }
+}
+
 #[test]
 fn a_job_past_its_slurm_time_limit_is_a_timeout() {
     if !slurm_ready() {

@@ -183,6 +183,18 @@ impl SlurmCli {
         Ok(parse_sacct(&stdout, job_id, "sacct -c"))
     }
 
+    /// The peak memory of a finished job from accounting (`sacct`: the largest `MaxRSS` of its
+    /// steps, in bytes); `None` when accounting is off (`jobacct_gather/none`, no database) or
+    /// says nothing for the job.
+    pub fn job_max_rss(&self, job_id: &str) -> Result<Option<u64>, BackendError> {
+        let output = self.run("sacct", &["-n", "-P", "-j", job_id, "-o", "JobID,MaxRSS"])?;
+        let (stdout, _) = output_text(&output);
+        if !output.status.success() {
+            return Ok(None);
+        }
+        Ok(parse_sacct_max_rss(&stdout, job_id))
+    }
+
     /// The records of `scontrol show job ID` (one per array task).
     pub fn show_job(&self, job_id: &str) -> Result<Vec<BTreeMap<String, String>>, BackendError> {
         let output = self.run("scontrol", &["show", "job", job_id])?;
@@ -342,6 +354,43 @@ pub fn parse_sacct(text: &str, job_id: &str, source: &'static str) -> Option<Fin
     None
 }
 
+/// `JobID|MaxRSS` lines of a job and its steps (`ID`, `ID.batch`, `ID.extern`, `ID.0`…): the
+/// largest MaxRSS, in bytes. sacct writes it with a unit (`1656K`, `160.43M`, `15.2G`; K without
+/// one) and leaves it empty on the allocation's own line.
+pub fn parse_sacct_max_rss(text: &str, job_id: &str) -> Option<u64> {
+    text.lines()
+        .filter_map(|line| line.trim().split_once('|'))
+        .filter(|(id, _)| {
+            *id == job_id
+                || id
+                    .strip_prefix(job_id)
+                    .is_some_and(|rest| rest.starts_with('.'))
+        })
+        .filter_map(|(_, rss)| byte_size(rss.trim()))
+        .max()
+        .filter(|bytes| *bytes > 0)
+}
+
+/// `1656K`, `160.43M`, `15.2G`, `2T`, `512` (KiB) as bytes.
+fn byte_size(text: &str) -> Option<u64> {
+    if text.is_empty() {
+        return None;
+    }
+    let (number, unit) = match text.char_indices().last()? {
+        (i, c) if c.is_ascii_alphabetic() => (&text[..i], c.to_ascii_uppercase()),
+        _ => (text, 'K'),
+    };
+    let scale: f64 = match unit {
+        'K' => 1024.0,
+        'M' => 1024.0 * 1024.0,
+        'G' => 1024.0 * 1024.0 * 1024.0,
+        'T' => 1024.0f64.powi(4),
+        _ => return None,
+    };
+    let value: f64 = number.parse().ok()?;
+    (value.is_finite() && value >= 0.0).then(|| (value * scale) as u64)
+}
+
 /// The records of `scontrol show job` output: `Key=Value` words, records separated by blank
 /// lines.
 pub fn parse_scontrol(text: &str) -> Vec<BTreeMap<String, String>> {
@@ -406,6 +455,31 @@ mod tests {
         let states = parse_array_states("7_0|COMPLETED\n7_1|RUNNING\n7_[2-3%2]|PENDING\n");
         assert_eq!(states.len(), 2);
         assert_eq!(states[&1], "RUNNING");
+    }
+
+    /// Shapes from sacct as it prints jobs with steps (an allocation line without MaxRSS, the
+    /// batch and extern steps, srun steps), with and without units.
+    #[test]
+    fn max_rss_of_a_job_and_its_steps() {
+        let text =
+            "1234||\n1234.batch|227220K\n1234.extern|1656K\n1234.0|160.43M\n12345.batch|15.2G\n";
+        // 227220K (the batch step) is more than 160.43M (step 0); 12345 is another job.
+        assert_eq!(parse_sacct_max_rss(text, "1234"), Some(227220 * 1024));
+        let srun_peak = "9||\n9.batch|1656K\n9.0|160.43M\n";
+        assert_eq!(
+            parse_sacct_max_rss(srun_peak, "9"),
+            Some((160.43 * 1024.0 * 1024.0) as u64)
+        );
+        assert_eq!(
+            parse_sacct_max_rss("7|\n7.batch|1340\n", "7"),
+            Some(1340 * 1024)
+        );
+        assert_eq!(parse_sacct_max_rss("7|\n7.batch|0\n", "7"), None);
+        assert_eq!(
+            parse_sacct_max_rss("Slurm accounting storage is disabled\n", "7"),
+            None
+        );
+        assert_eq!(parse_sacct_max_rss("7.batch|lots\n", "7"), None);
     }
 
     #[test]

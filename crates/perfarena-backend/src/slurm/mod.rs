@@ -23,6 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use perfarena_core::builtin::bytes_to_mib;
 use perfarena_core::events::{Event, EventSink};
 use perfarena_core::suite::{
     ImagesConfig, SlurmJobUnit, SlurmLauncher, SlurmSection, SlurmSetupOn,
@@ -33,8 +34,8 @@ use crate::git::GitRepo;
 use crate::local::LocalBackend;
 use crate::process::{pid_alive, tail_lines};
 use crate::{
-    AttemptOutcome, AttemptSpec, Backend, BackendError, BackendKind, PrepareFailure, Prepared,
-    VariantSpec,
+    AttemptOutcome, AttemptSpec, Backend, BackendError, BackendKind, BuiltinMetrics,
+    PrepareFailure, Prepared, VariantSpec,
 };
 
 use self::cli::{QueueState, SlurmCli};
@@ -649,6 +650,18 @@ impl SlurmBackend {
         let _ = self
             .ledger
             .set_state(key, &format!("ended:{}", final_state.state));
+        let mut builtin = BuiltinMetrics {
+            client: status.usage("client"),
+            server: status.usage("server"),
+        };
+        // A job of one attempt: its peak memory is the attempt's (server and client), when
+        // accounting is on. A round job holds several attempts: its peak is no one's.
+        if self.settings().job_unit == SlurmJobUnit::Attempt
+            && let Some(client) = builtin.client.as_mut()
+            && let Ok(Some(bytes)) = self.cli.job_max_rss(job_id)
+        {
+            client.max_rss_mb = Some(bytes_to_mib(bytes));
+        }
         Ok(AttemptOutcome {
             status: judged.status,
             exit_code: judged.exit_code,
@@ -660,6 +673,7 @@ impl SlurmBackend {
                 .unwrap_or_else(|| started.elapsed().as_secs_f64()),
             ready_after_s: status.ready_after_s(),
             oom_killed: judged.oom_killed,
+            builtin,
         })
     }
 
@@ -963,6 +977,7 @@ impl Backend for SlurmBackend {
                             duration_s: started.elapsed().as_secs_f64(),
                             ready_after_s: None,
                             oom_killed: false,
+                            builtin: Default::default(),
                         });
                     }
                 },
@@ -1007,6 +1022,7 @@ impl Backend for SlurmBackend {
                             duration_s: started.elapsed().as_secs_f64(),
                             ready_after_s: None,
                             oom_killed: false,
+                            builtin: Default::default(),
                         });
                     }
                     events.emit(Event::Message {

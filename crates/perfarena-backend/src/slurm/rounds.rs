@@ -704,5 +704,6 @@ fn refused(spec: &AttemptSpec, message: &str) -> AttemptOutcome {
         duration_s: 0.0,
         ready_after_s: None,
         oom_killed: false,
+        builtin: Default::default(),
     }
 }

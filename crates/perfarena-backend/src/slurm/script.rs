@@ -220,11 +220,21 @@ pa_sleep() { sleep "$1" 2>/dev/null || sleep 1; }
 pa_elapsed() { echo $(( $(date +%s) - PA_T0 )); }
 # Starts role $1 (server|client) running command $2 in the background, in its own process group
 # (setsid); its pid goes to $1.pid, its exit code to $1.rc when it ends, its output to $1.log.
+# Its start and end times go to the status file ($1_started, $1_ended) and, where the launcher's
+# processes are this shell's children (PA_TIMES=1), the CPU time of what it waited for ($1_user,
+# $1_sys: the second line of `times`, read without a subshell, which would count nothing).
 pa_start() {
   rm -f "$PA_OUT/$1.rc" "$PA_OUT/$1.pid"
   (
+    pa_status "$1_started=$(pa_now)"
     pa_launch "$1" "$2" >>"$PA_OUT/$1.log" 2>&1 </dev/null
-    echo $? >"$PA_OUT/$1.rc.tmp" && mv "$PA_OUT/$1.rc.tmp" "$PA_OUT/$1.rc"
+    rc=$?
+    if [ "${PA_TIMES:-0}" = 1 ] && times >"$PA_OUT/$1.times" 2>/dev/null; then
+      { read -r _ _; read -r u s; } <"$PA_OUT/$1.times" && pa_status "$1_user=$u" "$1_sys=$s"
+      rm -f "$PA_OUT/$1.times"
+    fi
+    pa_status "$1_ended=$(pa_now)"
+    echo $rc >"$PA_OUT/$1.rc.tmp" && mv "$PA_OUT/$1.rc.tmp" "$PA_OUT/$1.rc"
   ) &
 }
 # Runs "$@" as the leader of a new process group whose pid is written to $PA_OUT/$role.pid.
@@ -425,6 +435,8 @@ impl AttemptScript {
                 out.push_str(
                     "pa_launch() { cd \"$PA_WORKDIR\" && pa_group \"$1\" sh -c \"$2\"; }\n",
                 );
+                // The command's processes are this script's descendants: `times` counts them.
+                out.push_str("PA_TIMES=1\n");
                 out.push_str("pa_cleanup() { :; }\n");
             }
             LaunchTarget::Container {

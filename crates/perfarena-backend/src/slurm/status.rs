@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use perfarena_core::AttemptStatus;
+use perfarena_core::builtin::Usage;
 
 /// The job script's `status` file: `key=value` lines, the last value of a key wins.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -57,6 +58,34 @@ impl StatusFile {
     pub fn duration_s(&self) -> Option<f64> {
         Some(self.number("ended")? - self.number("started")?).filter(|s| *s >= 0.0)
     }
+
+    /// What the job script measured of `role` (`client`, `server`): its wall-clock time from
+    /// `ROLE_started` to `ROLE_ended`, and its CPU time when the script could count it
+    /// (`ROLE_user`, `ROLE_sys` as the shell's `times` prints them).
+    pub fn usage(&self, role: &str) -> Option<Usage> {
+        let wall_s =
+            Some(self.number(&format!("{role}_ended"))? - self.number(&format!("{role}_started"))?)
+                .filter(|s| *s >= 0.0)?;
+        let cpu = |key: &str| {
+            self.get(&format!("{role}_{key}"))
+                .and_then(shell_times_seconds)
+        };
+        Some(Usage {
+            wall_s,
+            user_s: cpu("user"),
+            sys_s: cpu("sys"),
+            max_rss_mb: None,
+        })
+    }
+}
+
+/// A duration as the shell builtin `times` prints it: `0m0.310000s` (dash), `0m0.297s` (bash,
+/// busybox), `125m3.000s` past an hour.
+pub fn shell_times_seconds(text: &str) -> Option<f64> {
+    let (minutes, seconds) = text.trim().strip_suffix('s')?.split_once('m')?;
+    let minutes: f64 = minutes.trim().parse().ok()?;
+    let seconds: f64 = seconds.trim().parse().ok()?;
+    Some(minutes * 60.0 + seconds).filter(|s| s.is_finite() && *s >= 0.0)
 }
 
 /// Slurm's final word on a job.
@@ -322,6 +351,34 @@ mod tests {
         assert_eq!(s.node(), Some("n1"));
         assert!(s.has_result());
         assert!(!StatusFile::parse("started=1\n").has_result());
+    }
+
+    /// The lines the job script writes (`pa_start`), with `times` as dash and bash print it.
+    #[test]
+    fn roles_usage_from_the_status_file() {
+        let s = StatusFile::parse(
+            "started=100.0\nserver_started=100.01\nclient_started=101.5\nclient_user=0m0.310000s\nclient_sys=0m0.010000s\nclient_ended=103.75\nserver_ended=104.0\n",
+        );
+        let client = s.usage("client").unwrap();
+        assert!((client.wall_s - 2.25).abs() < 1e-9);
+        assert_eq!(client.user_s, Some(0.31));
+        assert_eq!(client.sys_s, Some(0.01));
+        let server = s.usage("server").unwrap();
+        assert!((server.wall_s - 3.99).abs() < 1e-9);
+        assert_eq!(
+            server.user_s, None,
+            "a launcher whose processes the script cannot count"
+        );
+        assert!(
+            StatusFile::parse("client_started=5\n")
+                .usage("client")
+                .is_none()
+        );
+        assert_eq!(shell_times_seconds("0m0.297s"), Some(0.297));
+        assert_eq!(shell_times_seconds("125m3.000s"), Some(7503.0));
+        assert_eq!(shell_times_seconds("0m 0.00s"), Some(0.0));
+        assert_eq!(shell_times_seconds("0.3s"), None);
+        assert_eq!(shell_times_seconds(""), None);
     }
 
     #[test]

@@ -74,7 +74,7 @@ pub fn unique() -> String {
     format!("{:x}{:x}", std::process::id(), nanos % 0xffff_ffff)
 }
 
-fn git(repo: &Path, args: &[&str]) -> String {
+pub fn git(repo: &Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .arg("-C")
         .arg(repo)
@@ -122,6 +122,7 @@ pub struct Project {
     /// The commits of the tasks after the first (`more_tasks`).
     pub more_commits: Vec<String>,
     pub tmpfs: bool,
+    pub base_image: Option<String>,
 }
 
 /// How to make a project.
@@ -140,6 +141,9 @@ pub struct ProjectSpec<'a> {
     pub more_tasks: Vec<Vec<(&'a str, String)>>,
     /// Mount a tmpfs of this size (e.g. "2m") as the state directory (needs root).
     pub state_tmpfs: Option<&'a str>,
+    /// Build the images `FROM` this local image (e.g. `perfarena/toy-base:bookworm`, which has
+    /// python3) instead of a busybox root.
+    pub base_image: Option<&'a str>,
 }
 
 impl Default for ProjectSpec<'_> {
@@ -152,6 +156,7 @@ impl Default for ProjectSpec<'_> {
             skip_images: Vec::new(),
             more_tasks: Vec::new(),
             state_tmpfs: None,
+            base_image: None,
         }
     }
 }
@@ -296,6 +301,7 @@ impl Project {
             docker,
             more_commits,
             tmpfs,
+            base_image: spec.base_image.map(str::to_string),
         };
         // Images, named as the suite names them.
         let suite = project.suite();
@@ -375,27 +381,43 @@ impl Project {
         self.dir.join(".perfarena")
     }
 
-    /// Builds a busybox image holding the repository at `rev` under /workspace/src.
+    /// Builds an image (a busybox root, or `FROM` the base image) holding the repository at
+    /// `rev` under /workspace/src.
     pub fn build_image(&mut self, tag: &str, rev: &str) {
         let mut builder = tar::Builder::new(Vec::new());
-        let busybox = std::fs::read("/bin/busybox").expect(
-            "the tests need busybox-static at /bin/busybox (apt-get install busybox-static)",
-        );
-        append_file(&mut builder, "rootfs/bin/busybox", &busybox, 0o755);
-        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for applet in String::from_utf8_lossy(&list.stdout)
-            .lines()
-            .filter(|a| !a.is_empty() && *a != "busybox")
-        {
-            let mut header = tar::Header::new_gnu();
-            header.set_entry_type(tar::EntryType::Symlink);
-            header.set_size(0);
-            header.set_mode(0o777);
-            builder
-                .append_link(&mut header, format!("rootfs/bin/{applet}"), "busybox")
-                .unwrap();
+        if self.base_image.is_none() {
+            append_busybox(&mut builder);
         }
-        append_file(&mut builder, "rootfs/tmp/.keep", b"", 0o644);
+        self.append_source(&mut builder, rev);
+        let dockerfile = match &self.base_image {
+            Some(base) => format!("FROM {base}\nCOPY rootfs/ /\n"),
+            None => "FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nCMD [\"sh\"]\n".to_string(),
+        };
+        append_file(&mut builder, "Dockerfile", dockerfile.as_bytes(), 0o644);
+        let context = builder.into_inner().unwrap();
+        let rt = runtime();
+        rt.block_on(async {
+            let options = BuildImageOptionsBuilder::default()
+                .t(tag)
+                .rm(true)
+                .forcerm(true)
+                .networkmode("none")
+                .build();
+            let mut stream =
+                self.docker
+                    .build_image(options, None, Some(bollard::body_full(context.into())));
+            while let Some(item) = stream.next().await {
+                let info = item.unwrap_or_else(|e| panic!("building {tag}: {e}"));
+                if let Some(error) = info.error_detail {
+                    panic!("building {tag}: {error:?}");
+                }
+            }
+        });
+        self.images.push(tag.to_string());
+    }
+
+    /// The repository at `rev` under `rootfs/workspace/src/`.
+    fn append_source(&self, builder: &mut tar::Builder<Vec<u8>>, rev: &str) {
         let archive = Command::new("git")
             .arg("-C")
             .arg(&self.repo)
@@ -419,32 +441,6 @@ impl Project {
                 builder.append_data(&mut header, path, &data[..]).unwrap();
             }
         }
-        append_file(
-            &mut builder,
-            "Dockerfile",
-            b"FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nCMD [\"sh\"]\n",
-            0o644,
-        );
-        let context = builder.into_inner().unwrap();
-        let rt = runtime();
-        rt.block_on(async {
-            let options = BuildImageOptionsBuilder::default()
-                .t(tag)
-                .rm(true)
-                .forcerm(true)
-                .networkmode("none")
-                .build();
-            let mut stream =
-                self.docker
-                    .build_image(options, None, Some(bollard::body_full(context.into())));
-            while let Some(item) = stream.next().await {
-                let info = item.unwrap_or_else(|e| panic!("building {tag}: {e}"));
-                if let Some(error) = info.error_detail {
-                    panic!("building {tag}: {error:?}");
-                }
-            }
-        });
-        self.images.push(tag.to_string());
     }
 
     /// `perfarena -C project ARGS`.
@@ -542,6 +538,27 @@ impl Drop for Project {
                 .status();
         }
     }
+}
+
+/// busybox and its applets as the image's `/bin`.
+fn append_busybox(builder: &mut tar::Builder<Vec<u8>>) {
+    let busybox = std::fs::read("/bin/busybox")
+        .expect("the tests need busybox-static at /bin/busybox (apt-get install busybox-static)");
+    append_file(builder, "rootfs/bin/busybox", &busybox, 0o755);
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .filter(|a| !a.is_empty() && *a != "busybox")
+    {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_size(0);
+        header.set_mode(0o777);
+        builder
+            .append_link(&mut header, format!("rootfs/bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    append_file(builder, "rootfs/tmp/.keep", b"", 0o644);
 }
 
 fn append_file(builder: &mut tar::Builder<Vec<u8>>, path: &str, data: &[u8], mode: u32) {
