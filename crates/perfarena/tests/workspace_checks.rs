@@ -419,8 +419,19 @@ fn rust_version_is_what_the_code_and_its_dependencies_need() {
             );
         }
     }
+    // Offline, so only what the build fetched is read: the packages of this platform (packages
+    // for other targets, e.g. android_system_properties, are never downloaded by a build).
+    let host = std::process::Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .unwrap();
+    let host = String::from_utf8_lossy(&host.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("rustc -vV names the host triple");
     let out = std::process::Command::new(env!("CARGO"))
         .args(["metadata", "--format-version", "1", "--locked", "--offline"])
+        .args(["--filter-platform", &host])
         .current_dir(workspace())
         .output()
         .unwrap();
