@@ -316,7 +316,9 @@ pub fn row_to_task(row: &RawRow) -> Result<Task, RowError> {
             .collect::<Result<_, _>>()?,
         Some((key, _)) => return Err(err(key, "expected a string or an array of strings".into())),
     };
-    task.perf_command = opt_string(fields, "perf_command").map_err(|m| err("perf_command", m))?;
+    task.perf_command = opt_string(fields, "perf_command")
+        .and_then(|command| command.map(checked_perf_command).transpose())
+        .map_err(|m| err("perf_command", m))?;
     task.has_serving = opt_bool(fields, "has_serving").map_err(|m| err("has_serving", m))?;
     task.has_latency = opt_bool(fields, "has_latency").map_err(|m| err("has_latency", m))?;
     task.has_throughput =
@@ -857,6 +859,23 @@ pub fn find_task<'a>(tasks: &'a [Task], prefix: &str) -> Result<&'a Task, Resolv
     }
 }
 
+/// `{perf_command}` is run as a command (the one placeholder that is code by design), so it is
+/// checked here: CRLF line ends become LF (several commands on lines are a known shape), and
+/// any other control character (NUL, ESC, a lone CR, …) is refused.
+fn checked_perf_command(command: String) -> Result<String, String> {
+    let command = command.replace("\r\n", "\n");
+    match command
+        .char_indices()
+        .find(|(_, c)| c.is_control() && !matches!(c, '\n' | '\t'))
+    {
+        Some((at, c)) => Err(format!(
+            "control character U+{:04X} at byte {at}: a perf_command must be printable text (commands may be separated by newlines)",
+            u32::from(c)
+        )),
+        None => Ok(command),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1270,5 +1289,17 @@ mod tests {
             find_task(&tasks, "abcd"),
             Err(ResolveError::NotFound(_))
         ));
+    }
+
+    #[test]
+    fn perf_commands_with_control_characters_are_refused() {
+        assert_eq!(
+            checked_perf_command("a\r\nb\tc".into()),
+            Ok("a\nb\tc".into())
+        );
+        for bad in ["rm -rf /\u{1b}[2K", "a\0b", "a\rb", "x\u{7f}"] {
+            let message = checked_perf_command(bad.into()).unwrap_err();
+            assert!(message.contains("control character U+"), "{message}");
+        }
     }
 }

@@ -103,7 +103,7 @@ impl Runner<'_> {
             None
         } else {
             Some(
-                template::expand(&commands.setup, &vars)
+                template::expand_shell(&commands.setup, &vars)
                     .map_err(|e| RunError::Input(format!("bench.setup: {e}")))?,
             )
         };
@@ -257,8 +257,9 @@ impl Runner<'_> {
             Some(&attempt_dir),
             port,
         );
+        // Commands get every value as one shell word; the readiness URL is not a command.
         let expand = |field: &str, template_text: &str| {
-            template::expand(template_text, &vars).map_err(|e| format!("{field}: {e}"))
+            template::expand_shell(template_text, &vars).map_err(|e| format!("{field}: {e}"))
         };
         let commands = (|| -> std::result::Result<_, String> {
             let server = if bench.server.trim().is_empty() {
@@ -267,7 +268,8 @@ impl Runner<'_> {
                 Some(expand("bench.server", &bench.server)?)
             };
             let client = expand("bench.client", &bench.client)?;
-            let url = expand("bench.readiness.url", &bench.readiness_url)?;
+            let url = template::expand(&bench.readiness_url, &vars)
+                .map_err(|e| format!("bench.readiness.url: {e}"))?;
             Ok((server, client, url))
         })();
         let (server, client, url) = match commands {

@@ -997,7 +997,7 @@ fn toy_example_runs_with_the_docker_launcher() {
         let script = std::fs::read_to_string(attempt.join("job.sh")).unwrap();
         assert!(
             script.contains("docker run --rm --init --network host")
-                && script.contains("--label perfarena.run="),
+                && script.contains("--label 'perfarena.run="),
             "{script}"
         );
     }

@@ -850,10 +850,6 @@ impl Phase {
     }
 }
 
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "'\\''"))
-}
-
 /// The Dockerfile of a candidate: FROM the baseline, the patched files copied over the source
 /// (one thin layer), deletions, and the rebuild step only when the patch touches rebuild globs.
 pub fn candidate_dockerfile(
@@ -873,7 +869,7 @@ pub fn candidate_dockerfile(
     if !deleted.is_empty() {
         let quoted: Vec<String> = deleted
             .iter()
-            .map(|p| shell_quote(&format!("{dir}/{p}")))
+            .map(|p| perfarena_core::template::shell_word(&format!("{dir}/{p}")))
             .collect();
         out.push_str(&format!("RUN rm -f -- {}\n", quoted.join(" ")));
     }
@@ -884,7 +880,7 @@ pub fn candidate_dockerfile(
         }
         out.push_str(&format!(
             "RUN cd {} && {}\n",
-            shell_quote(dir),
+            perfarena_core::template::shell_word(dir),
             rebuild_command.trim()
         ));
     }
@@ -978,7 +974,7 @@ mod tests {
         );
         assert_eq!(
             rebuild,
-            "FROM reg/toy:baseline-abc\nCOPY files/ /workspace/src/\nRUN rm -f -- '/workspace/src/old it'\\''s.py'\nARG max_jobs\nRUN cd '/workspace/src' && MAX_JOBS=${max_jobs} python3 build.py\n"
+            "FROM reg/toy:baseline-abc\nCOPY files/ /workspace/src/\nRUN rm -f -- '/workspace/src/old it'\\''s.py'\nARG max_jobs\nRUN cd /workspace/src && MAX_JOBS=${max_jobs} python3 build.py\n"
         );
     }
 

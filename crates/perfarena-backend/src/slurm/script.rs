@@ -12,21 +12,8 @@ use std::time::Duration;
 
 use perfarena_core::suite::{ReadinessKind, SlurmLauncher, SlurmSection};
 
-/// Quotes `text` for a POSIX shell: `'…'`, with `'` written as `'\''`. Plain words stay bare.
-pub fn sh_quote(text: &str) -> String {
-    let plain = !text.is_empty()
-        && text.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'_' | b'.' | b'/' | b':' | b'=' | b',' | b'+' | b'@' | b'%'
-                )
-        });
-    if plain {
-        return text.to_string();
-    }
-    format!("'{}'", text.replace('\'', r"'\''"))
-}
+/// Quotes `text` as one word for a POSIX shell (plain words stay bare).
+pub use perfarena_core::template::shell_word as sh_quote;
 
 /// An image ref as pyxis (enroot) wants it: `registry#repo:tag` when the first component names a
 /// registry; paths to squashfs files stay as they are.
