@@ -13,8 +13,14 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub enum IdError {
     #[error("`{0}` is not a commit hash: expected 4 to 40 hexadecimal characters")]
     BadCommit(String),
-    #[error("`{0}` is not a candidate name: use letters, digits, '.', '_' and '-' (at most 64)")]
+    #[error(
+        "`{0}` is not a candidate name: use letters, digits, '.', '_' and '-' (at most 64, no `..`, not starting with '.' or '-')"
+    )]
     BadCandidate(String),
+    #[error(
+        "`{0}` is not a run id: use letters, digits, '.', '_' and '-' (at most 64, no `..`, not starting with '.' or '-')"
+    )]
+    BadRunId(String),
     #[error("`{0}` is not a variant: expected `baseline`, `human` or `candidate:<name>`")]
     BadVariant(String),
 }
@@ -80,12 +86,7 @@ pub struct CandidateName(String);
 
 impl CandidateName {
     pub fn parse(text: &str) -> Result<Self, IdError> {
-        let ok = !text.is_empty()
-            && text.len() <= 64
-            && text
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if ok {
+        if is_safe_name(text) {
             Ok(CandidateName(text.to_string()))
         } else {
             Err(IdError::BadCandidate(text.to_string()))
@@ -187,6 +188,29 @@ impl<'de> Deserialize<'de> for VariantKind {
 #[serde(transparent)]
 pub struct RunId(pub String);
 
+/// A name that is safe as one path component and one shell word: `[A-Za-z0-9._-]`, 1 to 64
+/// characters, no `..`, not starting with `-` or `.`.
+fn is_safe_name(text: &str) -> bool {
+    !text.is_empty()
+        && text.len() <= 64
+        && !text.contains("..")
+        && !text.starts_with(['-', '.'])
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+impl RunId {
+    /// A run id given by a user (`--run-id`): it names directories, so it is a safe name.
+    pub fn parse(text: &str) -> Result<Self, IdError> {
+        if is_safe_name(text) {
+            Ok(RunId(text.to_string()))
+        } else {
+            Err(IdError::BadRunId(text.to_string()))
+        }
+    }
+}
+
 impl fmt::Display for RunId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -222,5 +246,21 @@ mod tests {
         assert!("candidate:".parse::<VariantKind>().is_err());
         assert!("candidate:a b".parse::<VariantKind>().is_err());
         assert!("parent".parse::<VariantKind>().is_err());
+    }
+
+    #[test]
+    fn names_are_safe_path_components() {
+        for good in ["fast", "agent-a.v2", "r20261204-213835-4193", "a_b"] {
+            assert!(CandidateName::parse(good).is_ok(), "{good}");
+            assert!(RunId::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "", "..", "a..b", "../x", "a/b", ".hidden", "-rf", "a b", "x$(id)", "a;b", "\u{e9}",
+            "a\nb",
+        ] {
+            assert!(CandidateName::parse(bad).is_err(), "{bad:?}");
+            assert!(RunId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(CandidateName::parse(&"a".repeat(65)).is_err());
     }
 }

@@ -359,6 +359,29 @@ impl Suite {
         if self.bench.repeats == 0 {
             return Err(field("bench.repeats", "must be at least 1".into()));
         }
+        for (path, value) in [
+            ("bench.timeout_s", self.bench.timeout_s),
+            ("bench.setup_timeout_s", self.bench.setup_timeout_s),
+            ("bench.readiness.timeout_s", self.bench.readiness.timeout_s),
+            (
+                "bench.readiness.interval_ms",
+                self.bench.readiness.interval_ms,
+            ),
+            ("build.timeout_s", self.build.timeout_s),
+        ] {
+            if value == 0 {
+                return Err(field(
+                    path,
+                    "must be at least 1 (0 would stop every attempt at once)".into(),
+                ));
+            }
+        }
+        if self.metric.primary.trim().is_empty() {
+            return Err(field(
+                "metric.primary",
+                "must name the metric verdicts are taken on, e.g. \"output_throughput_tok_s\" or \"wall_s\"".into(),
+            ));
+        }
         if self.bench.readiness.kind == ReadinessKind::Http
             && !self.bench.server.is_empty()
             && self.bench.readiness.url.is_empty()

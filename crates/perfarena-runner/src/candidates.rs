@@ -15,6 +15,7 @@ pub fn read_candidate_args(
     tasks: &[Task],
 ) -> Result<Vec<(CommitId, CandidateName, String)>> {
     let mut out = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
     for arg in args {
         let (name, path) = arg.split_once('=').ok_or_else(|| {
             RunError::Input(format!(
@@ -23,6 +24,12 @@ pub fn read_candidate_args(
         })?;
         let name = CandidateName::parse(name)
             .map_err(|e| RunError::Input(format!("--candidates {arg:?}: {e}")))?;
+        if seen.contains(&name.as_str()) {
+            return Err(RunError::Input(format!(
+                "--candidates: the name `{name}` is given twice; each candidate needs its own name"
+            )));
+        }
+        seen.push(arg.split_once('=').map_or("", |(n, _)| n));
         let path = PathBuf::from(path);
         for task in tasks {
             let file = if path.is_dir() {
@@ -31,12 +38,15 @@ pub fn read_candidate_args(
                 Some(path.clone())
             };
             let Some(file) = file else { continue };
-            let text = std::fs::read_to_string(&file).map_err(|e| {
+            let bytes = std::fs::read(&file).map_err(|e| {
                 RunError::io(
                     format!("--candidates {name}: cannot read {}", file.display()),
                     e,
                 )
             })?;
+            let text = perfarena_core::import::decode_utf8(&file.display().to_string(), &bytes)
+                .map_err(|e| RunError::Input(format!("--candidates {name}: {e}")))?
+                .to_string();
             if text.trim().is_empty() {
                 return Err(RunError::Input(format!(
                     "--candidates {name}: {} is empty",

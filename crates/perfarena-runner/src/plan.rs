@@ -112,7 +112,14 @@ pub fn plan_new(
         suite.bench.warmup,
         request.seed.unwrap_or_else(rand::random),
     );
-    let run_id = request.run_id.clone().unwrap_or_else(new_run_id);
+    let run_id = match &request.run_id {
+        Some(given) => {
+            RunId::parse(given)
+                .map_err(|e| RunError::Input(format!("--run-id: {e}")))?
+                .0
+        }
+        None => new_run_id(),
+    };
     if store.run(&run_id)?.is_some() {
         return Err(RunError::Input(format!(
             "run {run_id} exists already: `perfarena run --resume --run-id {run_id}` continues it"

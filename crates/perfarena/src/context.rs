@@ -43,9 +43,11 @@ impl Ctx {
         if !self.suite_path.exists() {
             return Ok(Suite::defaults());
         }
-        let text = std::fs::read_to_string(&self.suite_path)
+        let bytes = std::fs::read(&self.suite_path)
             .with_context(|| format!("cannot read {}", self.suite_path.display()))?;
-        let suite = Suite::from_toml_str(&text, &self.suite_path.display().to_string())?;
+        let origin = self.suite_path.display().to_string();
+        let text = perfarena_core::import::decode_utf8(&origin, &bytes)?;
+        let suite = Suite::from_toml_str(text, &origin)?;
         // Said once per process, however many times a command loads the suite.
         static NOTED: std::sync::Once = std::sync::Once::new();
         if let Some(note) = &suite.metric.primary_note {

@@ -110,3 +110,118 @@ fn data_is_never_code_on_the_local_backend() {
         assert_eq!(lines[1], model, "{{model}} arrived changed");
     }
 }
+
+/// Runs `perfarena -C dir ARGS` expecting a failure; returns stderr.
+fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = perfarena(dir, args);
+    assert!(
+        !out.status.success(),
+        "{args:?} should fail\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stderr(&out)
+}
+
+/// Suites and names are validated before anything runs: each error names where and what.
+#[test]
+fn suites_and_names_are_validated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("toy");
+    let out = bin()
+        .arg("-C")
+        .arg(&dir)
+        .args(["demo", "--no-run"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let suite_path = dir.join("perfarena.toml");
+    let suite = std::fs::read_to_string(&suite_path).unwrap();
+
+    for (from, to, field) in [
+        ("timeout_s = 120", "timeout_s = 0", "bench.timeout_s"),
+        (
+            "primary = \"output_throughput_tok_s\"",
+            "primary = \" \"",
+            "metric.primary",
+        ),
+    ] {
+        assert!(suite.contains(from), "{from}");
+        std::fs::write(&suite_path, suite.replacen(from, to, 1)).unwrap();
+        let err = fails(&dir, &["run", "--repeats", "1"]);
+        let line = suite
+            .lines()
+            .position(|l| l.trim() == from)
+            .map(|i| i + 1)
+            .unwrap();
+        assert!(
+            err.contains(field) && err.contains(&format!("perfarena.toml:{line}")),
+            "{field} at line {line}: {err}"
+        );
+    }
+
+    // Invalid UTF-8 in the suite: file, line and column.
+    let mut bytes = suite.clone().into_bytes();
+    let at = suite.find("toy-llm").unwrap() + 3;
+    bytes.insert(at, 0xFF);
+    std::fs::write(&suite_path, &bytes).unwrap();
+    let err = fails(&dir, &["run", "--repeats", "1"]);
+    let line = suite[..at].lines().count();
+    let column = suite[..at].rsplit('\n').next().unwrap().chars().count() + 1;
+    assert!(
+        err.contains(&format!("perfarena.toml:{line}:{column}")),
+        "{line}:{column}: {err}"
+    );
+    std::fs::write(&suite_path, &suite).unwrap();
+
+    let patch = dir.join("candidates/fast.patch");
+    let patch_arg = |name: &str| format!("{name}={}", patch.display());
+    // The same candidate name twice.
+    let err = fails(
+        &dir,
+        &[
+            "run",
+            "--repeats",
+            "1",
+            "--candidates",
+            &patch_arg("a"),
+            &patch_arg("a"),
+        ],
+    );
+    assert!(err.contains("`a` is given twice"), "{err}");
+    // Names that would leave their directory or be read as options.
+    for name in ["..", "../up", "-rf", "a..b", "x$(id)"] {
+        let arg = format!("--candidates={}", patch_arg(name));
+        let err = fails(&dir, &["run", "--repeats", "1", &arg]);
+        assert!(err.contains("not a candidate name"), "{name}: {err}");
+    }
+    for id in ["../../escape", "..", "-x", "a/b"] {
+        let arg = format!("--run-id={id}");
+        let err = fails(&dir, &["run", "--repeats", "1", &arg]);
+        assert!(err.contains("not a run id"), "{id}: {err}");
+    }
+    assert!(!tmp.path().join("escape").exists());
+    // A patch that is not UTF-8: its line and column.
+    let bad = dir.join("bad.patch");
+    std::fs::write(&bad, b"diff --git a/x b/x\n+ok \xC3(\n").unwrap();
+    let err = fails(
+        &dir,
+        &[
+            "run",
+            "--repeats",
+            "1",
+            "--candidates",
+            &format!("bad={}", bad.display()),
+        ],
+    );
+    assert!(err.contains("bad.patch:2:5"), "{err}");
+    // Nothing was recorded by the refused commands.
+    assert!(
+        !dir.join(".perfarena/runs").exists()
+            || std::fs::read_dir(dir.join(".perfarena/runs"))
+                .unwrap()
+                .next()
+                .is_none(),
+        "a refused run left a run directory"
+    );
+}
